@@ -1,0 +1,47 @@
+# Two commands: `make serve` and `make test`. Everything else is what they depend on.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: serve test install playground-assets schema lint bench clean
+
+serve: install playground-assets
+	$(BIN)/training-files serve
+
+test: install playground-assets
+	$(BIN)/pytest
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 or newer is required (set PYTHON=python3.x)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+# GraphiQL's files for an offline playground, exactly the versions (and hashes) the page pins.
+playground-assets: node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "npm not found: the playground will load its files from the CDN (needs internet)."; \
+	fi
+
+schema: install
+	$(BIN)/training-files export-schema > schema.graphql
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	$(BIN)/python -m bench.aggregation
+
+clean:
+	rm -rf $(VENV) node_modules

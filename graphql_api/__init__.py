@@ -1,0 +1,1 @@
+"""Training Files API: enriched conversations in, LoRA training files out."""

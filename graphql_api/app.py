@@ -1,0 +1,78 @@
+"""The ASGI application: GraphQL, the playground's assets and the health check."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from .config import Settings
+from .db.database import Database
+from .graphql.playground import ASSETS_URL_PATH, find_assets_dir, playground_routes
+from .graphql.schema import schema
+from .graphql.view import GraphQLView
+from .runtime import open_database, open_storage
+from .services import Services
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    services: Services = request.app.state.services
+    checks: dict[str, str] = {}
+    try:
+        async with services.db.session() as conn:
+            await conn.fetchval("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as error:
+        log.warning("health check: database unreachable: %s", error)
+        checks["database"] = "unreachable"
+    try:
+        await services.storage.check()
+        checks["storage"] = "ok"
+    except Exception as error:
+        log.warning("health check: storage unreachable: %s", error)
+        checks["storage"] = "unreachable"
+    healthy = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ok" if healthy else "unavailable", **checks},
+        status_code=200 if healthy else 503,
+    )
+
+
+def create_app(settings: Settings, services: Services | None = None) -> Starlette:
+    """The app; it opens (and later closes) its own services unless they are given."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if services is not None:
+            app.state.services = services
+            yield
+            return
+        pool = await open_database(settings)
+        storage = open_storage(settings)
+        app.state.services = Services(settings, Database(pool), storage)
+        try:
+            yield
+        finally:
+            await storage.close()
+            await pool.close()
+
+    assets_dir = find_assets_dir()
+    if assets_dir is None:
+        log.warning("playground assets not installed (npm ci): GraphiQL will load from the CDN")
+    graphql = GraphQLView(schema, assets_url=ASSETS_URL_PATH if assets_dir else None)
+    routes: list[BaseRoute] = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/healthz", healthz),
+        *(playground_routes(assets_dir) if assets_dir else []),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    if services is not None:
+        app.state.services = services  # for transports that don't run the lifespan
+    return app

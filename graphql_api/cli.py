@@ -1,0 +1,196 @@
+"""`training-files`: serve | migrate | import | demo | export-schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from .config import ConfigError, Settings
+from .conversations.importer import ConversationImporter, ImportResult, Outcome
+from .db.migrate import MigrationError
+
+console = Console(stderr=True)
+
+DEMO_SEED = 2025
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        sys.exit(args.run(args) or 0)
+    except (ConfigError, MigrationError) as error:
+        console.print(f"[red]error:[/red] {error}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="training-files", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="apply migrations and serve GraphQL")
+    serve.add_argument(
+        "--no-demo",
+        action="store_true",
+        help="don't import demo conversations into an empty database",
+    )
+    serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser("migrate", help="apply pending database migrations")
+    migrate.set_defaults(run=_migrate)
+
+    imp = commands.add_parser("import", help="import enriched conversation files or directories")
+    imp.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    imp.set_defaults(run=_import)
+
+    demo = commands.add_parser("demo", help="write synthetic enriched conversations")
+    demo.add_argument("--conversations", type=int, default=200, metavar="N")
+    demo.add_argument("--seed", type=int, default=DEMO_SEED, metavar="S")
+    demo.add_argument("--out", type=Path, required=True, metavar="DIR")
+    demo.set_defaults(run=_demo)
+
+    export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    export.set_defaults(run=_export_schema)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from .app import create_app
+
+    settings = Settings.from_env()
+    asyncio.run(_prepare_for_serving(settings, demo=not args.no_demo))
+    console.print(
+        f"GraphQL and the playground: http://{settings.host}:{settings.port}/graphql",
+        highlight=False,
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+async def _prepare_for_serving(settings: Settings, *, demo: bool) -> None:
+    from .runtime import open_database, open_storage
+
+    pool = await open_database(settings)
+    try:
+        count = await pool.fetchval("SELECT count(*) FROM conversations")
+        if demo and count == 0 and settings.demo_conversations > 0:
+            from .demo import write_demo_set
+
+            out = settings.data_dir / "demo-conversations"
+            console.print(
+                f"Empty database: importing {settings.demo_conversations} demo conversations"
+            )
+            paths = write_demo_set(out, settings.demo_conversations, DEMO_SEED)
+            await _import_with_progress(ConversationImporter(pool, open_storage(settings)), paths)
+    finally:
+        await pool.close()
+
+
+def _migrate(args: argparse.Namespace) -> None:
+    from .db.migrate import apply_migrations
+    from .runtime import open_database
+
+    async def run() -> list[str]:
+        pool = await open_database(Settings.from_env(), migrate=False)
+        try:
+            async with pool.acquire() as conn:
+                return await apply_migrations(conn)
+        finally:
+            await pool.close()
+
+    applied = asyncio.run(run())
+    console.print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+def _import(args: argparse.Namespace) -> int:
+    from .conversations.importer import find_conversation_files
+    from .runtime import open_database, open_storage
+
+    paths = list(find_conversation_files(args.paths))
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        console.print(f"[red]error:[/red] no such file or directory: {missing[0]}", highlight=False)
+        return 2
+    settings = Settings.from_env()
+
+    async def run() -> list[ImportResult]:
+        pool = await open_database(settings)
+        try:
+            importer = ConversationImporter(pool, open_storage(settings))
+            return await _import_with_progress(importer, paths)
+        finally:
+            await pool.close()
+
+    results = asyncio.run(run())
+    failed = any(r.outcome in (Outcome.BLOCKED, Outcome.REFUSED) for r in results)
+    return 1 if failed else 0
+
+
+async def _import_with_progress(
+    importer: ConversationImporter, paths: list[Path]
+) -> list[ImportResult]:
+    results = []
+    columns = (
+        TextColumn("importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("", total=len(paths))
+        for path in paths:
+            progress.update(task, description=path.name)
+            results.append(await importer.import_file(path))
+            progress.advance(task)
+    _print_report(results)
+    return results
+
+
+def _print_report(results: list[ImportResult]) -> None:
+    for result in results:
+        if result.problems:
+            console.print(f"[red]{result.outcome.value}[/red] {result.source}", highlight=False)
+            for problem in result.problems:
+                console.print(f"    {problem}", highlight=False, markup=False)
+    counts = Counter(r.outcome for r in results)
+    table = Table(title="Import summary")
+    for heading in ("imported", "updated", "unchanged", "warned", "blocked", "refused"):
+        table.add_column(heading, justify="right")
+    warned = sum(1 for r in results if r.warnings and r.outcome is not Outcome.BLOCKED)
+    table.add_row(
+        str(counts[Outcome.IMPORTED]),
+        str(counts[Outcome.UPDATED]),
+        str(counts[Outcome.UNCHANGED]),
+        str(warned),
+        str(counts[Outcome.BLOCKED]),
+        str(counts[Outcome.REFUSED]),
+    )
+    console.print(table)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import write_demo_set
+
+    if args.conversations < 1:
+        console.print("[red]error:[/red] --conversations must be at least 1")
+        return 2
+    paths = write_demo_set(args.out, args.conversations, args.seed)
+    console.print(f"wrote {len(paths)} conversations to {args.out}", highlight=False)
+    return 0
+
+
+def _export_schema(args: argparse.Namespace) -> None:
+    from .graphql.schema import schema_sdl
+
+    sys.stdout.write(schema_sdl())

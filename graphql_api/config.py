@@ -1,0 +1,105 @@
+"""Settings read once from the environment; an invalid value stops the start with one line."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+
+class ConfigError(Exception):
+    """An environment variable has a value the server cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str | None
+    storage_url: str
+    jwt_secret: str
+    host: str
+    port: int
+    demo_conversations: int
+
+    @property
+    def storage_path(self) -> Path:
+        """The directory of a `file://` storage URL."""
+        return Path(unquote(urlparse(self.storage_url).path))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("DATA_DIR") or ".data").expanduser().resolve()
+        return cls(
+            data_dir=data_dir,
+            database_url=_database_url(env.get("DATABASE_URL")),
+            storage_url=_storage_url(env.get("STORAGE_URL"), data_dir),
+            jwt_secret=_jwt_secret(env.get("JWT_SECRET"), data_dir),
+            host=env.get("HOST") or "127.0.0.1",
+            port=_int("PORT", env.get("PORT"), default=8000, low=1, high=65535),
+            demo_conversations=_int(
+                "DEMO_CONVERSATIONS",
+                env.get("DEMO_CONVERSATIONS"),
+                default=200,
+                low=0,
+                high=100_000,
+            ),
+        )
+
+
+def _int(name: str, raw: str | None, *, default: int, low: int, high: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _database_url(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    if urlparse(raw).scheme not in ("postgres", "postgresql"):
+        raise ConfigError(
+            f"DATABASE_URL must be a postgresql:// URL, got scheme {urlparse(raw).scheme!r}"
+        )
+    return raw
+
+
+def _storage_url(raw: str | None, data_dir: Path) -> str:
+    if not raw:
+        return (data_dir / "storage").as_uri()
+    parsed = urlparse(raw)
+    if parsed.scheme != "file":
+        raise ConfigError(f"STORAGE_URL must be a file:// URL, got {raw!r}")
+    if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
+        raise ConfigError(f"STORAGE_URL must be an absolute file:///path URL, got {raw!r}")
+    return raw
+
+
+def _jwt_secret(raw: str | None, data_dir: Path) -> str:
+    """The configured secret, else one generated on first start and kept in the data dir."""
+    if raw:
+        if len(raw) < 32:
+            raise ConfigError("JWT_SECRET must be at least 32 characters long")
+        return raw
+    path = data_dir / "jwt-secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race: use its secret
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    return secret

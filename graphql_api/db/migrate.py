@@ -1,0 +1,100 @@
+"""Forward-only migrations: numbered .sql files, each applied once in its own transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+# Any constant works; it only has to be the same in every process that migrates.
+_ADVISORY_LOCK_KEY = 0x7472_6169_6E69_6E67  # "training"
+
+_FILE_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+_CREATE_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     text PRIMARY KEY,
+    name        text NOT NULL,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+)
+"""
+_APPLIED = "SELECT version, name, checksum FROM schema_migrations ORDER BY version"
+_RECORD = "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)"
+
+
+class MigrationError(Exception):
+    """The migrations on disk and in the database disagree."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    if not directory.is_dir():
+        raise MigrationError(f"migrations directory {directory} does not exist")
+    migrations: dict[str, Migration] = {}
+    for path in sorted(directory.glob("*.sql")):
+        match = _FILE_NAME.match(path.name)
+        if match is None:
+            raise MigrationError(f"{path.name}: migration files are named NNNN_name.sql")
+        version = match.group(1)
+        if version in migrations:
+            raise MigrationError(f"{path.name}: version {version} is used twice")
+        migrations[version] = Migration(version, path.name, path.read_text())
+    return list(migrations.values())
+
+
+async def apply_migrations(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply the pending migrations in order; return the names applied.
+
+    Holds an advisory lock so that two processes starting at once don't race, and refuses
+    to start when an applied file was changed or is missing.
+    """
+    migrations = load_migrations(directory)
+    await conn.execute("SELECT pg_advisory_lock($1)", _ADVISORY_LOCK_KEY)
+    try:
+        await conn.execute(_CREATE_TABLE)
+        applied = {row["version"]: row for row in await conn.fetch(_APPLIED)}
+        _check_applied(migrations, applied, directory)
+        done = []
+        for migration in migrations:
+            if migration.version in applied:
+                continue
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute(_RECORD, migration.version, migration.name, migration.checksum)
+            done.append(migration.name)
+        return done
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _ADVISORY_LOCK_KEY)
+
+
+def _check_applied(
+    migrations: list[Migration], applied: dict[str, asyncpg.Record], directory: Path
+) -> None:
+    on_disk = {m.version: m for m in migrations}
+    for version, row in applied.items():
+        migration = on_disk.get(version)
+        if migration is None:
+            raise MigrationError(
+                f"migration {row['name']} is applied in the database but missing from {directory}"
+            )
+        if migration.checksum != row["checksum"]:
+            raise MigrationError(
+                f"migration {migration.name} was changed after it was applied "
+                "(checksum differs): restore the file and put the change in a new migration"
+            )

@@ -1,0 +1,72 @@
+"""Opaque keyset cursors for Relay connections: base64 of the sort key of the last row."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+from uuid import UUID
+
+from .errors import InvalidInput
+
+T = TypeVar("T")
+
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+
+
+class InvalidCursor(ValueError):
+    """A cursor that this server did not produce."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Position after a row ordered by (`sort_at` DESC, `id` DESC), or by `position`."""
+
+    sort_at: datetime | None
+    id: UUID | None
+    position: int | None = None
+
+    def encode(self) -> str:
+        payload = [
+            self.sort_at.isoformat() if self.sort_at else None,
+            str(self.id) if self.id else None,
+            self.position,
+        ]
+        return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()
+
+    @classmethod
+    def decode(cls, raw: str) -> Cursor:
+        try:
+            sort_at, id_, position = json.loads(base64.urlsafe_b64decode(raw.encode()))
+            return cls(
+                sort_at=datetime.fromisoformat(sort_at) if sort_at else None,
+                id=UUID(id_) if id_ else None,
+                position=None if position is None else int(position),
+            )
+        except (ValueError, TypeError, binascii.Error, UnicodeError):
+            raise InvalidCursor(f"cursor {raw!r} is not valid") from None
+
+
+def check_page_size(first: int | None) -> int:
+    """`first` of a connection: 0 to MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE when absent."""
+    if first is None:
+        return DEFAULT_PAGE_SIZE
+    if not 0 <= first <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"first must be between 0 and {MAX_PAGE_SIZE}, got {first}")
+    return first
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a connection. `count` runs the total only when a client asks for it."""
+
+    items: list[T]
+    cursors: list[str]
+    has_next_page: bool
+    has_previous_page: bool
+    count: Callable[[], Awaitable[int]]

@@ -1,0 +1,95 @@
+"""The storage interface every backend implements, and the key rules they share."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Protocol
+
+CONVERSATION_BUCKET = "conversation-files"
+TRAINING_BUCKET = "training-files"
+BUCKETS = (CONVERSATION_BUCKET, TRAINING_BUCKET)
+
+CHUNK_SIZE = 1024 * 1024
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9._=+@-]+$")
+
+
+class StorageError(Exception):
+    """A storage operation failed."""
+
+
+class InvalidKey(StorageError, ValueError):
+    """A key or bucket name that could escape its bucket, or is otherwise not allowed."""
+
+
+class ObjectNotFound(StorageError, LookupError):
+    """No object is stored under that key."""
+
+
+def validate_bucket(bucket: str) -> str:
+    if bucket not in BUCKETS:
+        raise InvalidKey(f"unknown bucket {bucket!r}")
+    return bucket
+
+
+def validate_key(key: str) -> str:
+    """Return `key` when every `/`-separated segment is a plain name, else raise `InvalidKey`.
+
+    Rejects empty keys and segments, absolute paths, `.` and `..`, backslashes, NUL and other
+    control characters: a key can never name something outside its bucket on any backend.
+    """
+    if not isinstance(key, str) or not key or len(key) > 1024:
+        raise InvalidKey("storage key must be a non-empty string of at most 1024 characters")
+    for segment in key.split("/"):
+        if segment in ("", ".", "..") or not _SEGMENT.match(segment):
+            raise InvalidKey(f"storage key {key!r} is not allowed")
+    return key
+
+
+class Storage(Protocol):
+    """Object storage with two buckets. Keys are validated by `validate_key`.
+
+    Ranges are half-open byte ranges: `start` inclusive, `end` exclusive.
+    """
+
+    url: str
+
+    async def put(self, bucket: str, key: str, chunks: AsyncIterable[bytes]) -> int:
+        """Store the streamed bytes atomically under `key`; return the size written."""
+        ...
+
+    def get(self, bucket: str, key: str) -> AsyncIterator[bytes]:
+        """Stream the object's bytes. Raises `ObjectNotFound` on first iteration."""
+        ...
+
+    def get_range(self, bucket: str, key: str, start: int, end: int) -> AsyncIterator[bytes]:
+        """Stream bytes `[start, end)` of the object."""
+        ...
+
+    async def delete(self, bucket: str, key: str) -> None:
+        """Remove the object; removing a missing object is not an error."""
+        ...
+
+    async def exists(self, bucket: str, key: str) -> bool: ...
+
+    async def size(self, bucket: str, key: str) -> int:
+        """The object's size in bytes. Raises `ObjectNotFound`."""
+        ...
+
+    async def check(self) -> None:
+        """Raise `StorageError` unless every bucket is reachable (used by /healthz)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+async def read_all(storage: Storage, bucket: str, key: str) -> bytes:
+    """The whole object in memory: only for objects known to be small (one conversation)."""
+    return b"".join([chunk async for chunk in storage.get(bucket, key)])
+
+
+async def iter_bytes(data: bytes) -> AsyncIterator[bytes]:
+    """An async iterator over `data`, for `put` callers that already hold the bytes."""
+    for start in range(0, len(data), CHUNK_SIZE):
+        yield data[start : start + CHUNK_SIZE]

@@ -1,0 +1,96 @@
+"""Shared fixtures: one embedded PostgreSQL per test session, a clean database per test."""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from graphql_api.app import create_app
+from graphql_api.config import Settings
+from graphql_api.db.database import Database
+from graphql_api.db.embedded import ensure_database, start_embedded
+from graphql_api.db.migrate import apply_migrations
+from graphql_api.db.pool import create_pool
+from graphql_api.services import Services
+from graphql_api.storage.local import LocalStorage
+
+SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "brightrun-v4"
+EXAMPLES_DIR = SHARED_DIR / "enriched-examples"
+
+_database_names = itertools.count()
+
+
+def require_examples() -> list[Path]:
+    """The real enriched conversations from ../shared, or skip the test."""
+    if not EXAMPLES_DIR.is_dir():
+        pytest.skip(
+            f"reference data not found at {EXAMPLES_DIR} (../shared is not beside the project)"
+        )
+    return sorted(EXAMPLES_DIR.glob("*.json"))
+
+
+@pytest.fixture(scope="session")
+def maintenance_dsn() -> str:
+    # Not under pytest's basetemp: pytest resets that to mode 0700 whenever another session
+    # starts, and as root the server runs as a separate user that must traverse the path.
+    return start_embedded(Path(tempfile.mkdtemp(prefix="training-files-pg-")), delete_on_exit=True)
+
+
+@pytest.fixture(scope="session")
+async def pool(maintenance_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    dsn = await ensure_database(maintenance_dsn, "training_files_test")
+    pool = await create_pool(dsn, max_size=20)
+    async with pool.acquire() as conn:
+        await apply_migrations(conn)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def empty_database_dsn(maintenance_dsn: str) -> AsyncIterator[str]:
+    """A brand-new database with no migrations applied, dropped afterwards."""
+    name = f"scratch_{next(_database_names)}"
+    dsn = await ensure_database(maintenance_dsn, name)
+    yield dsn
+    conn = await asyncpg.connect(maintenance_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def db(pool: asyncpg.Pool) -> AsyncIterator[Database]:
+    yield Database(pool)
+    await pool.execute(
+        "TRUNCATE training_file_conversations, training_files, conversations, retired_objects"
+    )
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> LocalStorage:
+    return LocalStorage(tmp_path / "storage")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.from_env({"DATA_DIR": str(tmp_path / "data"), "JWT_SECRET": "x" * 40})
+
+
+@pytest.fixture
+def services(settings: Settings, db: Database, storage: LocalStorage) -> Services:
+    return Services(settings, db, storage)
+
+
+@pytest.fixture
+async def client(settings: Settings, services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, services)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client

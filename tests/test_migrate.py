@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from graphql_api.db.migrate import MIGRATIONS_DIR, MigrationError, apply_migrations, load_migrations
+
+
+async def test_migrations_apply_to_an_empty_database_and_rerun_is_a_no_op(
+    empty_database_dsn: str,
+) -> None:
+    conn = await asyncpg.connect(empty_database_dsn)
+    try:
+        applied = await apply_migrations(conn)
+        assert applied == [m.name for m in load_migrations()]
+        tables = {
+            r["tablename"]
+            for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
+        assert {"conversations", "training_files", "training_file_conversations"} <= tables
+        recorded = await conn.fetch("SELECT name, checksum FROM schema_migrations")
+        assert [r["name"] for r in recorded] == applied
+        assert await apply_migrations(conn) == []
+    finally:
+        await conn.close()
+
+
+async def test_row_level_security_is_enabled_with_policies(empty_database_dsn: str) -> None:
+    conn = await asyncpg.connect(empty_database_dsn)
+    try:
+        await apply_migrations(conn)
+        rls = await conn.fetch(
+            "SELECT relname FROM pg_class WHERE relrowsecurity AND relname = ANY($1)",
+            ["conversations", "training_files", "training_file_conversations"],
+        )
+        assert len(rls) == 3
+        policies = {r["policyname"] for r in await conn.fetch("SELECT policyname FROM pg_policies")}
+        assert {
+            "training_files_read",
+            "training_files_create_own",
+            "training_files_update_own",
+        } <= policies
+    finally:
+        await conn.close()
+
+
+async def test_a_changed_applied_migration_stops_the_start(
+    empty_database_dsn: str, tmp_path: Path
+) -> None:
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    (directory / "0001_first.sql").write_text("CREATE TABLE first (id int);")
+    conn = await asyncpg.connect(empty_database_dsn)
+    try:
+        assert await apply_migrations(conn, directory) == ["0001_first.sql"]
+        (directory / "0001_first.sql").write_text("CREATE TABLE first (id bigint);")
+        (directory / "0002_second.sql").write_text("CREATE TABLE second (id int);")
+        with pytest.raises(MigrationError, match=r"0001_first\.sql was changed"):
+            await apply_migrations(conn, directory)
+        # Nothing after the changed file was applied either.
+        assert await conn.fetchval("SELECT to_regclass('second')") is None
+    finally:
+        await conn.close()
+
+
+async def test_a_failing_migration_is_rolled_back_and_not_recorded(
+    empty_database_dsn: str, tmp_path: Path
+) -> None:
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    (directory / "0001_ok.sql").write_text("CREATE TABLE ok (id int);")
+    (directory / "0002_broken.sql").write_text(
+        "CREATE TABLE half (id int); SELECT no_such_function();"
+    )
+    conn = await asyncpg.connect(empty_database_dsn)
+    try:
+        with pytest.raises(asyncpg.UndefinedFunctionError):
+            await apply_migrations(conn, directory)
+        assert await conn.fetchval("SELECT to_regclass('half')") is None
+        names = [r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")]
+        assert names == ["0001_ok.sql"]
+    finally:
+        await conn.close()
+
+
+def test_badly_named_migration_files_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "1_init.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match=r"NNNN_name\.sql"):
+        load_migrations(tmp_path)
+
+
+def test_project_migrations_are_numbered_without_gaps() -> None:
+    versions = [int(m.version) for m in load_migrations(MIGRATIONS_DIR)]
+    assert versions == list(range(1, len(versions) + 1))

@@ -1,0 +1,577 @@
+"""Contract tests for `Storage` backends, plus tests specific to `LocalStorage`.
+
+Tests taking the `storage` fixture must hold for every backend; add a backend by extending the
+fixture's params. Tests taking `local` exercise the file system directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from graphql_api.storage.base import (
+    BUCKETS,
+    CHUNK_SIZE,
+    CONVERSATION_BUCKET,
+    TRAINING_BUCKET,
+    InvalidKey,
+    ObjectNotFound,
+    Storage,
+    StorageError,
+    iter_bytes,
+    read_all,
+    validate_key,
+)
+from graphql_api.storage.local import LocalStorage
+
+BUCKET = TRAINING_BUCKET
+BIG = 3 * CHUNK_SIZE + 12_345
+
+
+@pytest.fixture(params=["local"], ids=["local"])
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    backend = _make_backend(request.param, tmp_path)
+    yield backend
+    await backend.close()
+
+
+def _make_backend(name: str, tmp_path: Path) -> Storage:
+    if name == "local":
+        return LocalStorage(tmp_path / "storage")
+    raise AssertionError(f"unknown backend {name}")
+
+
+@pytest.fixture
+async def local(tmp_path: Path) -> AsyncIterator[LocalStorage]:
+    backend = LocalStorage(tmp_path / "storage")
+    yield backend
+    await backend.close()
+
+
+class Boom(Exception):
+    pass
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+async def pieces(data: bytes, size: int = 300_007) -> AsyncIterator[bytes]:
+    """Chunks deliberately not aligned with CHUNK_SIZE."""
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def failing_after(data: bytes) -> AsyncIterator[bytes]:
+    async for chunk in pieces(data):
+        yield chunk
+    raise Boom("source failed midway")
+
+
+async def collect(chunks: AsyncIterator[bytes]) -> list[bytes]:
+    return [chunk async for chunk in chunks]
+
+
+def files_under(path: Path) -> set[Path]:
+    return {p.relative_to(path) for p in path.rglob("*")}
+
+
+# -- round trips ----------------------------------------------------------------------------
+
+
+async def test_put_get_round_trip_streams_in_bounded_chunks(storage: Storage) -> None:
+    data = payload(BIG)
+
+    written = await storage.put(BUCKET, "user-1/big.jsonl", pieces(data))
+
+    chunks = await collect(storage.get(BUCKET, "user-1/big.jsonl"))
+    assert written == len(data)
+    assert len(chunks) >= 4
+    assert all(0 < len(chunk) <= CHUNK_SIZE for chunk in chunks)
+    assert b"".join(chunks) == data
+
+
+async def test_put_empty_stream_stores_empty_object(storage: Storage) -> None:
+    assert await storage.put(BUCKET, "empty", pieces(b"")) == 0
+
+    assert await storage.exists(BUCKET, "empty")
+    assert await storage.size(BUCKET, "empty") == 0
+    assert await read_all(storage, BUCKET, "empty") == b""
+
+
+async def test_size_and_exists_follow_put_and_delete(storage: Storage) -> None:
+    assert not await storage.exists(BUCKET, "a/b.json")
+
+    await storage.put(BUCKET, "a/b.json", iter_bytes(b"12345"))
+    assert await storage.exists(BUCKET, "a/b.json")
+    assert await storage.size(BUCKET, "a/b.json") == 5
+
+    await storage.delete(BUCKET, "a/b.json")
+    assert not await storage.exists(BUCKET, "a/b.json")
+
+
+async def test_buckets_are_separate(storage: Storage) -> None:
+    await storage.put(CONVERSATION_BUCKET, "same-key", iter_bytes(b"conversation"))
+    await storage.put(TRAINING_BUCKET, "same-key", iter_bytes(b"training"))
+
+    assert await read_all(storage, CONVERSATION_BUCKET, "same-key") == b"conversation"
+    assert await read_all(storage, TRAINING_BUCKET, "same-key") == b"training"
+
+
+@pytest.mark.parametrize("key", [".hidden", "...", "a.b.c", "x=y+z@w-1", "A/.b/..c/d..", "a" * 255])
+async def test_unusual_but_valid_keys_round_trip(storage: Storage, key: str) -> None:
+    await storage.put(BUCKET, key, iter_bytes(key.encode()))
+
+    assert await read_all(storage, BUCKET, key) == key.encode()
+
+
+async def test_longest_valid_key_round_trips(storage: Storage) -> None:
+    key = "/".join(["k" * 255, "e" * 255, "y" * 255, "s" * 254, "z"])
+    assert len(key) == 1024
+
+    await storage.put(BUCKET, key, iter_bytes(b"deep"))
+
+    assert await read_all(storage, BUCKET, key) == b"deep"
+
+
+async def test_overwrite_replaces_content(storage: Storage) -> None:
+    await storage.put(BUCKET, "obj", iter_bytes(payload(BIG, seed=1)))
+    second = payload(1000, seed=2)
+
+    await storage.put(BUCKET, "obj", iter_bytes(second))
+
+    assert await read_all(storage, BUCKET, "obj") == second
+    assert await storage.size(BUCKET, "obj") == len(second)
+
+
+async def test_a_prefix_is_not_an_object(storage: Storage) -> None:
+    await storage.put(BUCKET, "dir/file", iter_bytes(b"x"))
+
+    assert not await storage.exists(BUCKET, "dir")
+    with pytest.raises(ObjectNotFound):
+        await storage.size(BUCKET, "dir")
+    with pytest.raises(ObjectNotFound):
+        await collect(storage.get(BUCKET, "dir"))
+    await storage.delete(BUCKET, "dir")
+    assert await read_all(storage, BUCKET, "dir/file") == b"x"
+
+
+# -- ranges ---------------------------------------------------------------------------------
+
+RANGE_SIZE = 2 * CHUNK_SIZE + 100
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (0, 0),
+        (17, 17),
+        (RANGE_SIZE, RANGE_SIZE),
+        (0, RANGE_SIZE),
+        (RANGE_SIZE - 1, RANGE_SIZE),
+        (0, 1),
+        (CHUNK_SIZE - 1, CHUNK_SIZE + 1),
+        (10, 2 * CHUNK_SIZE + 50),
+    ],
+    ids=[
+        "empty-at-start",
+        "empty-inside",
+        "empty-at-end",
+        "whole",
+        "last-byte",
+        "first-byte",
+        "across-chunk-boundary",
+        "multi-chunk",
+    ],
+)
+async def test_get_range_returns_exactly_the_requested_bytes(
+    storage: Storage, start: int, end: int
+) -> None:
+    data = payload(RANGE_SIZE)
+    await storage.put(BUCKET, "ranged", iter_bytes(data))
+
+    chunks = await collect(storage.get_range(BUCKET, "ranged", start, end))
+
+    assert b"".join(chunks) == data[start:end]
+    assert all(0 < len(chunk) <= CHUNK_SIZE for chunk in chunks)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [(-1, 5), (5, 4), (0, 101), (100, 101), (101, 101), (0, -1)],
+    ids=["negative-start", "reversed", "past-end", "last-plus-one", "empty-past-end", "neg-end"],
+)
+async def test_get_range_rejects_invalid_ranges(storage: Storage, start: int, end: int) -> None:
+    await storage.put(BUCKET, "hundred", iter_bytes(payload(100)))
+
+    with pytest.raises(ValueError) as caught:
+        await collect(storage.get_range(BUCKET, "hundred", start, end))
+    assert not isinstance(caught.value, InvalidKey)
+
+
+# -- failures -------------------------------------------------------------------------------
+
+
+async def test_failed_overwrite_keeps_previous_object(storage: Storage) -> None:
+    previous = payload(BIG, seed=1)
+    await storage.put(BUCKET, "obj", iter_bytes(previous))
+
+    with pytest.raises(Boom):
+        await storage.put(BUCKET, "obj", failing_after(payload(2 * CHUNK_SIZE, seed=2)))
+
+    assert await storage.size(BUCKET, "obj") == len(previous)
+    assert await read_all(storage, BUCKET, "obj") == previous
+
+
+async def test_failed_first_put_leaves_no_object(storage: Storage) -> None:
+    with pytest.raises(Boom):
+        await storage.put(BUCKET, "never", failing_after(payload(CHUNK_SIZE + 1)))
+
+    assert not await storage.exists(BUCKET, "never")
+    with pytest.raises(ObjectNotFound):
+        await collect(storage.get(BUCKET, "never"))
+
+
+async def test_put_rejects_non_bytes_chunks(storage: Storage) -> None:
+    async def text() -> AsyncIterator[bytes]:
+        yield "not bytes"  # type: ignore[misc]
+
+    with pytest.raises(TypeError):
+        await storage.put(BUCKET, "typed", text())
+    assert not await storage.exists(BUCKET, "typed")
+
+
+async def test_delete_is_idempotent(storage: Storage) -> None:
+    await storage.put(BUCKET, "gone", iter_bytes(b"x"))
+
+    await storage.delete(BUCKET, "gone")
+    await storage.delete(BUCKET, "gone")
+    await storage.delete(BUCKET, "never-existed/at-all")
+
+    assert not await storage.exists(BUCKET, "gone")
+
+
+async def test_missing_object_errors(storage: Storage) -> None:
+    assert not await storage.exists(BUCKET, "missing")
+    with pytest.raises(ObjectNotFound):
+        await storage.size(BUCKET, "missing")
+    with pytest.raises(ObjectNotFound):
+        await collect(storage.get(BUCKET, "missing"))
+    with pytest.raises(ObjectNotFound):
+        await collect(storage.get_range(BUCKET, "missing", 0, 0))
+    with pytest.raises(ObjectNotFound):
+        await collect(storage.get(BUCKET, "missing-dir/missing"))
+
+
+async def test_check_passes_on_fresh_storage(storage: Storage) -> None:
+    await storage.check()
+
+
+# -- keys that must never reach the file system ---------------------------------------------
+
+BAD_KEYS = [
+    "..",
+    ".",
+    "../x",
+    "a/../../x",
+    "a/./b",
+    "/etc/passwd",
+    "a\x00b",
+    "a\\..\\b",
+    "..\\x",
+    "",
+    "a//b",
+    "./a",
+    "a/",
+    "/",
+    "a\nb",
+    "~",
+    "a b",
+    "x" * 1025,
+    "a/" * 512 + "a",
+    "é",
+]
+
+BAD_BUCKETS = [
+    "../training-files",
+    "training-files/..",
+    "training-files/x",
+    "/training-files",
+    "Training-Files",
+    "",
+    "..",
+    ".",
+]
+
+
+def short_id(value: str) -> str:
+    return repr(value) if len(value) < 30 else f"{value[:10]!r}...({len(value)} chars)"
+
+
+class Untouched:
+    """A put source that records whether anyone started reading it."""
+
+    def __init__(self) -> None:
+        self.started = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        self.started = True
+        return iter_bytes(b"escaped")
+
+
+async def assert_every_operation_rejects(storage: Storage, bucket: str, key: str) -> None:
+    source = Untouched()
+    with pytest.raises(InvalidKey):
+        await storage.put(bucket, key, source)
+    assert not source.started
+    with pytest.raises(InvalidKey):
+        await collect(storage.get(bucket, key))
+    with pytest.raises(InvalidKey):
+        await collect(storage.get_range(bucket, key, 0, 0))
+    with pytest.raises(InvalidKey):
+        await storage.delete(bucket, key)
+    with pytest.raises(InvalidKey):
+        await storage.exists(bucket, key)
+    with pytest.raises(InvalidKey):
+        await storage.size(bucket, key)
+
+
+@pytest.mark.parametrize("key", BAD_KEYS, ids=short_id)
+async def test_escaping_keys_are_rejected(storage: Storage, tmp_path: Path, key: str) -> None:
+    await storage.put(BUCKET, "x", iter_bytes(b"inside"))
+    before = files_under(tmp_path.parent)
+
+    await assert_every_operation_rejects(storage, BUCKET, key)
+
+    assert files_under(tmp_path.parent) == before
+    assert await read_all(storage, BUCKET, "x") == b"inside"
+
+
+@pytest.mark.parametrize("bucket", BAD_BUCKETS, ids=short_id)
+async def test_unknown_buckets_are_rejected(storage: Storage, tmp_path: Path, bucket: str) -> None:
+    before = files_under(tmp_path.parent)
+
+    await assert_every_operation_rejects(storage, bucket, "x")
+
+    assert files_under(tmp_path.parent) == before
+
+
+# -- LocalStorage ---------------------------------------------------------------------------
+
+
+async def test_local_creates_buckets_and_reports_url(tmp_path: Path) -> None:
+    root = tmp_path / "nested" / "root"
+
+    backend = LocalStorage(root)
+
+    assert backend.url == f"file://{root.resolve()}"
+    assert {p.name for p in root.iterdir()} == set(BUCKETS)
+    assert all((root / bucket).is_dir() for bucket in BUCKETS)
+
+
+async def test_local_stores_keys_as_paths_below_the_bucket(local: LocalStorage) -> None:
+    await local.put(BUCKET, "user-1/conv.json", iter_bytes(b"{}"))
+
+    assert (local.root / BUCKET / "user-1" / "conv.json").read_bytes() == b"{}"
+
+
+async def test_local_failed_puts_leave_no_temp_files(local: LocalStorage) -> None:
+    await local.put(BUCKET, "dir/obj", iter_bytes(b"previous"))
+    before = files_under(local.root)
+
+    with pytest.raises(Boom):
+        await local.put(BUCKET, "dir/obj", failing_after(payload(2 * CHUNK_SIZE)))
+    with pytest.raises(Boom):
+        await local.put(BUCKET, "dir/new", failing_after(payload(10)))
+
+    assert files_under(local.root) == before
+    assert (local.root / BUCKET / "dir" / "obj").read_bytes() == b"previous"
+
+
+async def test_local_put_in_progress_is_invisible(local: LocalStorage) -> None:
+    await local.put(BUCKET, "obj", iter_bytes(b"old"))
+    first_sent, release = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield b"new-"
+        first_sent.set()
+        await release.wait()
+        yield b"content"
+
+    task = asyncio.create_task(local.put(BUCKET, "obj", slow()))
+    await first_sent.wait()
+
+    temps = [p.name for p in (local.root / BUCKET).iterdir() if p.name != "obj"]
+    assert len(temps) == 1
+    with pytest.raises(InvalidKey):
+        validate_key(temps[0])
+    assert await read_all(local, BUCKET, "obj") == b"old"
+
+    release.set()
+    assert await task == len(b"new-content")
+    assert [p.name for p in (local.root / BUCKET).iterdir()] == ["obj"]
+    assert await read_all(local, BUCKET, "obj") == b"new-content"
+
+
+async def test_local_cancelled_put_leaves_previous_object_and_no_temp_files(
+    local: LocalStorage,
+) -> None:
+    await local.put(BUCKET, "obj", iter_bytes(b"previous"))
+    started = asyncio.Event()
+
+    async def endless() -> AsyncIterator[bytes]:
+        while True:
+            yield payload(CHUNK_SIZE)
+            started.set()
+
+    task = asyncio.create_task(local.put(BUCKET, "obj", endless()))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    assert [p.name for p in (local.root / BUCKET).iterdir()] == ["obj"]
+    assert await read_all(local, BUCKET, "obj") == b"previous"
+
+
+async def test_local_reader_keeps_seeing_the_object_it_opened(local: LocalStorage) -> None:
+    old = payload(BIG, seed=1)
+    await local.put(BUCKET, "obj", iter_bytes(old))
+
+    stream = local.get(BUCKET, "obj")
+    first = await anext(stream)
+    await local.put(BUCKET, "obj", iter_bytes(payload(BIG, seed=2)))
+    rest = await collect(stream)
+
+    assert first + b"".join(rest) == old
+
+
+async def test_local_rejects_segments_longer_than_a_file_name(local: LocalStorage) -> None:
+    with pytest.raises(InvalidKey):
+        await local.put(BUCKET, "a" * 256, iter_bytes(b"x"))
+    with pytest.raises(InvalidKey):
+        await local.exists(BUCKET, "ok/" + "b" * 256)
+
+
+async def test_local_put_under_an_existing_object_fails_cleanly(local: LocalStorage) -> None:
+    await local.put(BUCKET, "a", iter_bytes(b"file"))
+
+    with pytest.raises(StorageError):
+        await local.put(BUCKET, "a/b", iter_bytes(b"x"))
+
+    assert await read_all(local, BUCKET, "a") == b"file"
+    assert not await local.exists(BUCKET, "a/b")
+
+
+async def test_local_check_fails_when_a_bucket_is_missing(local: LocalStorage) -> None:
+    (local.root / CONVERSATION_BUCKET).rmdir()
+
+    with pytest.raises(StorageError, match="unreachable"):
+        await local.check()
+
+
+async def test_local_check_fails_when_a_bucket_is_a_file(local: LocalStorage) -> None:
+    (local.root / TRAINING_BUCKET).rmdir()
+    (local.root / TRAINING_BUCKET).write_bytes(b"")
+
+    with pytest.raises(StorageError, match="not a directory"):
+        await local.check()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only directories")
+async def test_local_check_fails_when_a_bucket_is_read_only(local: LocalStorage) -> None:
+    bucket_dir = local.root / TRAINING_BUCKET
+    bucket_dir.chmod(0o555)
+    try:
+        with pytest.raises(StorageError, match="not writable"):
+            await local.check()
+    finally:
+        bucket_dir.chmod(0o755)
+
+
+# -- LocalStorage and symlinks planted in a bucket ------------------------------------------
+
+REJECTED = (InvalidKey, StorageError)
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    directory = tmp_path / "outside"
+    directory.mkdir()
+    (directory / "secret").write_bytes(b"secret")
+    return directory
+
+
+async def test_local_file_symlink_to_outside_is_not_followed(
+    local: LocalStorage, outside: Path
+) -> None:
+    (local.root / BUCKET / "link").symlink_to(outside / "secret")
+
+    with pytest.raises(REJECTED):
+        await collect(local.get(BUCKET, "link"))
+    with pytest.raises(REJECTED):
+        await collect(local.get_range(BUCKET, "link", 0, 1))
+    with pytest.raises(REJECTED):
+        await local.size(BUCKET, "link")
+    with pytest.raises(REJECTED):
+        await local.exists(BUCKET, "link")
+    with pytest.raises(REJECTED):
+        await local.put(BUCKET, "link", iter_bytes(b"overwritten"))
+    with pytest.raises(REJECTED):
+        await local.delete(BUCKET, "link")
+
+    assert (outside / "secret").read_bytes() == b"secret"
+    assert files_under(outside) == {Path("secret")}
+
+
+async def test_local_directory_symlink_to_outside_is_not_followed(
+    local: LocalStorage, outside: Path
+) -> None:
+    (local.root / BUCKET / "dir").symlink_to(outside)
+
+    with pytest.raises(REJECTED):
+        await collect(local.get(BUCKET, "dir/secret"))
+    with pytest.raises(REJECTED):
+        await local.put(BUCKET, "dir/new", iter_bytes(b"planted"))
+    with pytest.raises(REJECTED):
+        await local.put(BUCKET, "dir/sub/new", iter_bytes(b"planted"))
+    with pytest.raises(REJECTED):
+        await local.delete(BUCKET, "dir/secret")
+
+    assert files_under(outside) == {Path("secret")}
+
+
+async def test_local_dangling_symlink_is_not_written_through(
+    local: LocalStorage, outside: Path
+) -> None:
+    (local.root / BUCKET / "dangling").symlink_to(outside / "created")
+
+    with pytest.raises(REJECTED):
+        await local.put(BUCKET, "dangling", iter_bytes(b"planted"))
+
+    assert not (outside / "created").exists()
+    assert (local.root / BUCKET / "dangling").is_symlink()
+
+
+async def test_local_symlink_loop_is_rejected(local: LocalStorage) -> None:
+    (local.root / BUCKET / "loop").symlink_to("loop")
+
+    with pytest.raises(REJECTED):
+        await collect(local.get(BUCKET, "loop"))
+    with pytest.raises(REJECTED):
+        await local.put(BUCKET, "loop/x", iter_bytes(b"x"))
+    with pytest.raises(REJECTED):
+        await local.exists(BUCKET, "loop/x")
+
+
+async def test_local_fifo_in_a_bucket_is_not_an_object(local: LocalStorage) -> None:
+    os.mkfifo(local.root / BUCKET / "fifo")
+
+    assert not await local.exists(BUCKET, "fifo")
+    with pytest.raises(ObjectNotFound):
+        await asyncio.wait_for(collect(local.get(BUCKET, "fifo")), timeout=5)
