@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID, uuid5
 
 import jwt
+from jwt.exceptions import InvalidSubjectError
 
 from .errors import Unauthenticated
 
@@ -112,9 +113,7 @@ def user_id_for(name_or_uuid: str) -> UUID:
 
 def _bearer_token(header: str | None) -> str:
     if header is None or not header.strip():
-        raise Unauthenticated(
-            "missing Authorization header: send 'Authorization: Bearer <token>'"
-        )
+        raise Unauthenticated("missing Authorization header: send 'Authorization: Bearer <token>'")
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -139,7 +138,9 @@ def _check_algorithm(token: str) -> None:
     )
 
 
-def _decode(token: str, *, secret: str, audience: str | None, leeway_seconds: int) -> dict:
+def _decode(
+    token: str, *, secret: str, audience: str | None, leeway_seconds: int
+) -> dict[str, Any]:
     try:
         return jwt.decode(
             token,
@@ -163,7 +164,7 @@ def _decode(token: str, *, secret: str, audience: str | None, leeway_seconds: in
         raise Unauthenticated(
             f"the bearer token is not meant for this server (audience must be '{audience}')"
         ) from None
-    except jwt.InvalidSubjectError:
+    except InvalidSubjectError:
         raise Unauthenticated("the bearer token subject (sub) must be a user UUID") from None
     except jwt.InvalidIssuedAtError:
         raise Unauthenticated("the bearer token has an invalid issue time (iat)") from None

@@ -126,11 +126,11 @@ def verify_download(
 def content_disposition(filename: str) -> str:
     """An `attachment` header value: a safe ASCII `filename`, plus RFC 5987 `filename*`
     when the name is not plain ASCII."""
-    name = _UNSAFE_IN_FILENAME.sub("_", unicodedata.normalize("NFC", filename)).strip()
-    ascii_name = _ascii_fallback(name)
-    value = f'attachment; filename="{ascii_name}"'
-    if ascii_name != name:
-        value += f"; filename*=UTF-8''{quote(name or _FALLBACK_FILENAME, safe='')}"
+    name = _UNSAFE_IN_FILENAME.sub("_", unicodedata.normalize("NFC", filename))
+    name = name.strip().lstrip(". ") or _FALLBACK_FILENAME
+    value = f'attachment; filename="{_ascii_fallback(name)}"'
+    if not name.isascii():
+        value += f"; filename*=UTF-8''{quote(name, safe='')}"
     return value
 
 
@@ -234,7 +234,7 @@ def _ascii_fallback(name: str) -> str:
         stripped = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
         stripped = _UNSAFE_IN_FILENAME.sub("", stripped)
         chars.append(stripped or "_")
-    return "".join(chars).lstrip(". ") or _FALLBACK_FILENAME
+    return "".join(chars)
 
 
 def _parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:

@@ -70,7 +70,11 @@ def test_demo_serve_and_import_alongside_a_running_server(
     assert len(list((workdir / "demo").glob("fp_conversation_*.json"))) == 3
 
     server = subprocess.Popen(
-        [CLI, "serve", "--no-demo"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [CLI, "serve", "--no-demo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base_url = f"http://127.0.0.1:{env['PORT']}"
     try:

@@ -305,4 +305,3 @@ def jsonl_lines(entry: ConversationEntry) -> bytes:
             line[key] = pair.get(key)
         lines.append(_dumps_compact(line) + "\n")
     return "".join(lines).encode("utf-8")
-

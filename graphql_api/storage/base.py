@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 CONVERSATION_BUCKET = "conversation-files"
@@ -47,6 +48,19 @@ def validate_key(key: str) -> str:
     return key
 
 
+@dataclass(frozen=True)
+class CopyRange:
+    """Bytes `[start, end)` of an existing object in the same bucket."""
+
+    key: str
+    start: int
+    end: int
+
+
+# What `compose` concatenates: literal bytes, a range of an existing object, or a stream.
+Part = bytes | CopyRange | AsyncIterable[bytes]
+
+
 class Storage(Protocol):
     """Object storage with two buckets. Keys are validated by `validate_key`.
 
@@ -67,6 +81,13 @@ class Storage(Protocol):
         """Stream bytes `[start, end)` of the object."""
         ...
 
+    async def compose(self, bucket: str, key: str, parts: Sequence[Part]) -> int:
+        """Store the concatenation of `parts` atomically under `key`; return its size.
+
+        A backend may copy `CopyRange` parts without downloading them (S3 `UploadPartCopy`).
+        """
+        ...
+
     async def delete(self, bucket: str, key: str) -> None:
         """Remove the object; removing a missing object is not an error."""
         ...
@@ -82,6 +103,22 @@ class Storage(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+async def stream_parts(
+    storage: Storage, bucket: str, parts: Sequence[Part]
+) -> AsyncIterator[bytes]:
+    """The bytes of `parts` in order, copied ranges read back through `storage`."""
+    for part in parts:
+        if isinstance(part, bytes):
+            if part:
+                yield part
+        elif isinstance(part, CopyRange):
+            async for chunk in storage.get_range(bucket, part.key, part.start, part.end):
+                yield chunk
+        else:
+            async for chunk in part:
+                yield chunk
 
 
 async def read_all(storage: Storage, bucket: str, key: str) -> bytes:

@@ -1,0 +1,627 @@
+"""Create and extend training files: check every rule, stream the objects, commit atomically.
+
+A change writes new, immutable objects under `<file_id>/v<version>/`, then one transaction
+points the row at them (statistics, sizes, body offsets, version) and adds the junction rows.
+Old objects are retired, not deleted: they stay until every download link to them has expired.
+An add copies the old body as one byte range, so it reads and renders only what is added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import hashlib
+import json
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from ..db import conversations as conversation_rows
+from ..db import training_files as rows
+from ..db.conversations import ConversationRecord
+from ..db.database import Database
+from ..db.training_files import FileVersion, MemberStats, TrainingFileRecord
+from ..errors import Conflict, Forbidden, NotFound, ProblemList
+from ..storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, CopyRange, Part, Storage, read_all
+from .format import (
+    JSON_FOOTER,
+    ConversationEntry,
+    Distribution,
+    FileHeader,
+    QualitySummary,
+    ScaffoldingEntry,
+    json_conversation,
+    json_header,
+    jsonl_header,
+    jsonl_lines,
+)
+
+MAX_CONVERSATIONS_PER_REQUEST = 80
+MAX_NAME_LENGTH = 255
+MAX_DESCRIPTION_LENGTH = 5000
+LINK_TTL_SECONDS = 3600
+VERTICAL = "financial_planning_consultant"
+TARGET_MODEL = "claude-sonnet-4-5"
+
+# Used when none of a file's conversations carries a consultant profile.
+DEFAULT_CONSULTANT_PROFILE: dict[str, Any] = {
+    "name": "Elena Morales, CFP",
+    "business": "Pathways Financial Planning",
+    "expertise": "fee-only financial planning for mid-career professionals",
+    "years_experience": 15,
+    "core_philosophy": {
+        "principle_1": "Money is emotional - always acknowledge feelings before facts",
+        "principle_2": "Create judgment-free space - normalize struggles explicitly",
+        "principle_3": "Education-first - teach the why not just the what",
+        "principle_4": "Progress over perfection - celebrate small wins",
+        "principle_5": "Values-aligned decisions - personal context over generic rules",
+    },
+    "communication_style": {
+        "tone": "warm, professional, never condescending",
+        "techniques": [
+            "acknowledge emotions explicitly",
+            "provide specific numbers over abstractions",
+        ],
+        "avoid": ["financial jargon without explanation", "judgment of past financial decisions"],
+    },
+}
+
+_CENTS = Decimal("0.01")
+_QUEUE_DEPTH = 4  # rendered conversations buffered per object: bounds memory
+
+
+class FileFormat(enum.Enum):
+    JSON = "json"
+    JSONL = "jsonl"
+
+    @property
+    def content_type(self) -> str:
+        return "application/json" if self is FileFormat.JSON else "application/x-ndjson"
+
+
+@dataclass(frozen=True)
+class DownloadTarget:
+    bucket: str
+    key: str
+    filename: str
+    content_type: str
+
+
+class TrainingFileService:
+    def __init__(
+        self,
+        db: Database,
+        storage: Storage,
+        *,
+        link_ttl_seconds: int = LINK_TTL_SECONDS,
+        fetch_concurrency: int = 8,
+    ) -> None:
+        self._db = db
+        self._storage = storage
+        self._link_ttl = timedelta(seconds=link_ttl_seconds)
+        self._fetch_concurrency = fetch_concurrency
+
+    # ------------------------------------------------------------------ commands
+
+    async def create_training_file(
+        self,
+        user_id: UUID,
+        name: object,
+        description: object,
+        conversation_ids: Sequence[object],
+    ) -> TrainingFileRecord:
+        problems = ProblemList()
+        checked_name = _check_name(name, problems)
+        checked_description = _check_description(description, problems)
+        ids = _check_ids(conversation_ids, problems)
+        async with self._db.session(user_id) as conn:
+            if checked_name is not None and await rows.name_taken(conn, checked_name):
+                problems.add(
+                    "NAME_TAKEN", f"a training file named {checked_name!r} exists", field="name"
+                )
+            records = await _eligible(conn, ids, problems)
+        problems.raise_if_any("the training file was not created")
+        assert checked_name is not None
+
+        file_id = uuid4()
+        now = _now()
+        version = await self._build(user_id, file_id, checked_name, None, records, now, now)
+        try:
+            async with self._db.session(user_id) as conn:
+                record = await rows.insert(
+                    conn, file_id, checked_name, checked_description, user_id, version
+                )
+                await rows.add_members(conn, file_id, ids, 0, user_id)
+                await _verify_unchanged(conn, records)
+                return record
+        except BaseException as error:
+            await self._discard(version)
+            if isinstance(error, asyncpg.UniqueViolationError):
+                raise Conflict(f"a training file named {checked_name!r} exists") from None
+            raise
+
+    async def add_conversations(
+        self, user_id: UUID, training_file_id: UUID, conversation_ids: Sequence[object]
+    ) -> TrainingFileRecord:
+        problems = ProblemList()
+        ids = _check_ids(conversation_ids, problems)
+        problems.raise_if_any("no conversations were added")
+        async with self._exclusive(training_file_id):
+            async with self._db.session(user_id) as conn:
+                current = await self._owned_active_file(conn, user_id, training_file_id)
+                already = await rows.members_among(conn, training_file_id, ids)
+                if already:
+                    listed = ", ".join(str(i) for i in ids if i in already)
+                    problems.add(
+                        "ALREADY_IN_FILE",
+                        f"Conversations already in training file: {listed}",
+                        field="conversationIds",
+                        conversation_ids=[i for i in ids if i in already],
+                    )
+                records = await _eligible(conn, [i for i in ids if i not in already], problems)
+            problems.raise_if_any("no conversations were added")
+
+            now = _now()
+            version = await self._build(
+                user_id, training_file_id, current.name, current, records, current.created_date, now
+            )
+            try:
+                async with self._db.session(user_id) as conn:
+                    first_position = current.conversation_count
+                    await rows.add_members(conn, training_file_id, ids, first_position, user_id)
+                    await _verify_unchanged(conn, records)
+                    updated = await rows.update_version(
+                        conn, training_file_id, current.version, version
+                    )
+                    if updated is None:
+                        raise Conflict("the training file changed meanwhile; try again")
+                    old_keys = [k for k in (current.json_file_path, current.jsonl_file_path) if k]
+                    await rows.retire(conn, TRAINING_BUCKET, old_keys, now + self._link_ttl)
+                    return updated
+            except BaseException:
+                await self._discard(version)
+                raise
+
+    async def set_archived(
+        self, user_id: UUID, training_file_id: UUID, archived: bool
+    ) -> TrainingFileRecord:
+        async with self._exclusive(training_file_id), self._db.session(user_id) as conn:
+            current = await rows.get(conn, training_file_id)
+            if current is None:
+                raise NotFound(f"training file {training_file_id} does not exist")
+            _require_owner(current, user_id)
+            updated = await rows.set_status(
+                conn, training_file_id, "archived" if archived else "active"
+            )
+            assert updated is not None
+            return updated
+
+    async def download_target(
+        self, user_id: UUID, training_file_id: UUID, file_format: FileFormat
+    ) -> DownloadTarget:
+        async with self._db.session(user_id) as conn:
+            current = await rows.get(conn, training_file_id)
+        if current is None:
+            raise NotFound(f"training file {training_file_id} does not exist")
+        key = current.json_file_path if file_format is FileFormat.JSON else current.jsonl_file_path
+        if key is None:
+            raise Conflict(f"training file {training_file_id} has no {file_format.value} object")
+        return DownloadTarget(
+            bucket=current.storage_bucket,
+            key=key,
+            filename=f"{current.name}.{file_format.value}",
+            content_type=file_format.content_type,
+        )
+
+    async def sweep_retired_objects(self, now: datetime | None = None, limit: int = 1000) -> int:
+        """Delete retired objects whose links have all expired; return how many."""
+        async with self._db.session() as conn:
+            due = await rows.due_for_deletion(conn, now or _now(), limit)
+        for bucket, key in due:
+            await self._storage.delete(bucket, key)
+            async with self._db.session() as conn:
+                await rows.forget_retired(conn, bucket, key)
+        return len(due)
+
+    # ------------------------------------------------------------------ building
+
+    async def _build(
+        self,
+        user_id: UUID,
+        file_id: UUID,
+        name: str,
+        current: TrainingFileRecord | None,
+        records: list[ConversationRecord],
+        created_date: datetime,
+        now: datetime,
+    ) -> FileVersion:
+        """Write the next version's two objects; nothing in the database changes here."""
+        first_position = current.conversation_count if current else 0
+        new_ids = [r.conversation_id for r in records]
+        existing_id = current.id if current else None
+        async with self._db.session(user_id) as conn:
+            stats = await rows.member_stats(conn, existing_id, new_ids, first_position)
+            distribution = await rows.distribution(conn, existing_id, new_ids, first_position)
+
+        quality = _quality(stats)
+        header = FileHeader(
+            file_name=name,
+            created_date=created_date,
+            last_updated=now,
+            target_model=TARGET_MODEL,
+            vertical=VERTICAL,
+            total_conversations=stats.conversation_count,
+            total_training_pairs=stats.total_pairs,
+            trainable_pairs=stats.trainable_pairs,
+            quality=quality,
+            distribution=_distribution_for_header(distribution),
+            consultant_profile=stats.consultant_profile or DEFAULT_CONSULTANT_PROFILE,
+        )
+        number = current.version + 1 if current else 1
+        json_key = f"{file_id}/v{number}/training.json"
+        jsonl_key = f"{file_id}/v{number}/training.jsonl"
+        json_head, jsonl_head = json_header(header), jsonl_header(header)
+
+        json_pieces: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUE_DEPTH)
+        jsonl_pieces: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUE_DEPTH)
+        json_parts: list[Part] = [json_head]
+        jsonl_parts: list[Part] = [jsonl_head]
+        if current is not None:
+            json_parts.append(
+                _old_body(current.json_file_path, current.json_body_start, current.json_body_end)
+            )
+            jsonl_parts.append(
+                _old_body(current.jsonl_file_path, current.jsonl_body_start, current.jsonl_body_end)
+            )
+        json_parts += [_drain(json_pieces), JSON_FOOTER]
+        jsonl_parts.append(_drain(jsonl_pieces))
+
+        old_json_body = (
+            (current.json_body_end or 0) - (current.json_body_start or 0) if current else 0
+        )
+        old_jsonl_body = (
+            (current.jsonl_body_end or 0) - (current.jsonl_body_start or 0) if current else 0
+        )
+        try:
+            async with asyncio.TaskGroup() as group:
+                rendered = group.create_task(
+                    self._render(
+                        records, first=current is None, json_out=json_pieces, jsonl_out=jsonl_pieces
+                    )
+                )
+                json_size = group.create_task(
+                    self._storage.compose(TRAINING_BUCKET, json_key, json_parts)
+                )
+                jsonl_size = group.create_task(
+                    self._storage.compose(TRAINING_BUCKET, jsonl_key, jsonl_parts)
+                )
+        except BaseExceptionGroup as group_error:
+            await self._delete_quietly(json_key, jsonl_key)
+            raise group_error.exceptions[0] from None
+
+        new_json_body, new_jsonl_body = rendered.result()
+        json_body_end = len(json_head) + old_json_body + new_json_body
+        jsonl_body_end = len(jsonl_head) + old_jsonl_body + new_jsonl_body
+        return FileVersion(
+            version=number,
+            json_file_path=json_key,
+            jsonl_file_path=jsonl_key,
+            json_file_size=json_size.result(),
+            jsonl_file_size=jsonl_size.result(),
+            json_body_start=len(json_head),
+            json_body_end=json_body_end,
+            jsonl_body_start=len(jsonl_head),
+            jsonl_body_end=jsonl_body_end,
+            conversation_count=stats.conversation_count,
+            total_training_pairs=stats.total_pairs,
+            trainable_pairs=stats.trainable_pairs,
+            avg_quality_score=quality.avg_quality_score,
+            min_quality_score=quality.min_quality_score,
+            max_quality_score=quality.max_quality_score,
+            human_reviewed_count=stats.human_reviewed_count,
+            scaffolding_distribution=_distribution_for_row(distribution),
+            updated_at=now,
+        )
+
+    async def _render(
+        self,
+        records: list[ConversationRecord],
+        *,
+        first: bool,
+        json_out: asyncio.Queue[bytes | None],
+        jsonl_out: asyncio.Queue[bytes | None],
+    ) -> tuple[int, int]:
+        """Feed both uploads conversation by conversation; return the new bodies' sizes."""
+        json_bytes = jsonl_bytes = 0
+        index = 0
+        async for record, document in self._documents(records):
+            entry = _entry(record, document)
+            json_piece = json_conversation(entry, first=first and index == 0)
+            jsonl_piece = jsonl_lines(entry)
+            json_bytes += len(json_piece)
+            jsonl_bytes += len(jsonl_piece)
+            await json_out.put(json_piece)
+            await jsonl_out.put(jsonl_piece)
+            index += 1
+        await json_out.put(None)
+        await jsonl_out.put(None)
+        return json_bytes, jsonl_bytes
+
+    async def _documents(
+        self, records: Iterable[ConversationRecord]
+    ) -> AsyncIterator[tuple[ConversationRecord, dict[str, Any]]]:
+        """The parsed enriched files in order, at most `fetch_concurrency` read at once."""
+        pending: deque[asyncio.Task[tuple[ConversationRecord, dict[str, Any]]]] = deque()
+        queue = iter(records)
+        try:
+            for record in queue:
+                pending.append(asyncio.create_task(self._load(record)))
+                if len(pending) >= self._fetch_concurrency:
+                    yield await pending.popleft()
+            while pending:
+                yield await pending.popleft()
+        finally:
+            for task in pending:
+                task.cancel()
+
+    async def _load(self, record: ConversationRecord) -> tuple[ConversationRecord, dict[str, Any]]:
+        assert record.enriched_file_path is not None
+        raw = await read_all(self._storage, CONVERSATION_BUCKET, record.enriched_file_path)
+        if (
+            record.enriched_file_sha256
+            and hashlib.sha256(raw).hexdigest() != record.enriched_file_sha256
+        ):
+            raise Conflict(
+                f"the stored file of conversation {record.conversation_id} does not match its "
+                "record; re-import it"
+            )
+        return record, json.loads(raw)
+
+    # ------------------------------------------------------------------ helpers
+
+    @asynccontextmanager
+    async def _exclusive(self, training_file_id: UUID) -> AsyncIterator[None]:
+        """Serialize changes to one file across every process, in PostgreSQL.
+
+        A session-level advisory lock on its own connection: it is held while the objects are
+        written, and released by PostgreSQL itself if this process dies.
+        """
+        key = _lock_key(training_file_id)
+        async with self._db.pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", key)
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", key)
+
+    async def _owned_active_file(
+        self, conn: asyncpg.Connection, user_id: UUID, training_file_id: UUID
+    ) -> TrainingFileRecord:
+        current = await rows.get(conn, training_file_id)
+        if current is None:
+            raise NotFound(f"training file {training_file_id} does not exist")
+        _require_owner(current, user_id)
+        if current.status != "active":
+            raise Conflict(
+                f"training file {current.name!r} is {current.status}; restore it before adding"
+            )
+        return current
+
+    async def _discard(self, version: FileVersion) -> None:
+        await self._delete_quietly(version.json_file_path, version.jsonl_file_path)
+
+    async def _delete_quietly(self, *keys: str) -> None:
+        for key in keys:
+            # The failure being reported matters more than this clean-up.
+            with contextlib.suppress(Exception):
+                await self._storage.delete(TRAINING_BUCKET, key)
+
+
+# ---------------------------------------------------------------------- request checks
+
+
+def _check_name(name: object, problems: ProblemList) -> str | None:
+    if not isinstance(name, str) or not name.strip():
+        problems.add("INVALID_NAME", "name must be a non-empty string", field="name")
+        return None
+    if len(name) > MAX_NAME_LENGTH:
+        problems.add(
+            "INVALID_NAME", f"name must be at most {MAX_NAME_LENGTH} characters", field="name"
+        )
+        return None
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        problems.add("INVALID_NAME", "name must not contain control characters", field="name")
+        return None
+    return name
+
+
+def _check_description(description: object, problems: ProblemList) -> str | None:
+    if description is None:
+        return None
+    if not isinstance(description, str):
+        problems.add("INVALID_DESCRIPTION", "description must be a string", field="description")
+        return None
+    if len(description) > MAX_DESCRIPTION_LENGTH:
+        problems.add(
+            "INVALID_DESCRIPTION",
+            f"description must be at most {MAX_DESCRIPTION_LENGTH} characters",
+            field="description",
+        )
+        return None
+    return description
+
+
+def _check_ids(raw_ids: Sequence[object], problems: ProblemList) -> list[UUID]:
+    field = "conversationIds"
+    if not isinstance(raw_ids, Sequence) or isinstance(raw_ids, str | bytes):
+        problems.add("INVALID_ID", "conversation ids must be a list", field=field)
+        return []
+    if not raw_ids:
+        problems.add("NO_CONVERSATIONS", "give at least one conversation id", field=field)
+    if len(raw_ids) > MAX_CONVERSATIONS_PER_REQUEST:
+        problems.add(
+            "TOO_MANY_CONVERSATIONS",
+            f"at most {MAX_CONVERSATIONS_PER_REQUEST} conversations per request, got {len(raw_ids)}",
+            field=field,
+        )
+    ids: list[UUID] = []
+    duplicates: list[UUID] = []
+    for raw in raw_ids:
+        parsed = _uuid(raw)
+        if parsed is None:
+            problems.add("INVALID_ID", f"{raw!r} is not a UUID", field=field)
+        elif parsed in ids:
+            if parsed not in duplicates:
+                duplicates.append(parsed)
+        else:
+            ids.append(parsed)
+    if duplicates:
+        problems.add(
+            "DUPLICATE_IN_REQUEST",
+            f"conversation ids given more than once: {', '.join(map(str, duplicates))}",
+            field=field,
+            conversation_ids=duplicates,
+        )
+    return ids
+
+
+def _uuid(raw: object) -> UUID | None:
+    if isinstance(raw, UUID):
+        return raw
+    try:
+        return UUID(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+
+
+async def _eligible(
+    conn: asyncpg.Connection, ids: list[UUID], problems: ProblemList
+) -> list[ConversationRecord]:
+    """The records of `ids` in request order; missing or ineligible ids become problems."""
+    found = await conversation_rows.get_many(conn, ids)
+    missing = [i for i in ids if i not in found]
+    if missing:
+        problems.add(
+            "NOT_FOUND",
+            f"conversations not found: {', '.join(map(str, missing))}",
+            field="conversationIds",
+            conversation_ids=missing,
+        )
+    ineligible = [
+        i
+        for i in ids
+        if i in found
+        and (found[i].enrichment_status != "completed" or not found[i].enriched_file_path)
+    ]
+    if ineligible:
+        problems.add(
+            "NOT_ELIGIBLE",
+            "conversations not enriched (enrichment_status must be 'completed' with a stored "
+            f"file): {', '.join(map(str, ineligible))}",
+            field="conversationIds",
+            conversation_ids=ineligible,
+        )
+    return [found[i] for i in ids if i in found and i not in ineligible]
+
+
+async def _verify_unchanged(conn: asyncpg.Connection, built_from: list[ConversationRecord]) -> None:
+    """Inside the commit, after the junction rows lock the conversations against re-import:
+    refuse if any was replaced while its old file was being aggregated."""
+    now = await conversation_rows.get_many(conn, [r.conversation_id for r in built_from])
+    changed = [
+        r.conversation_id
+        for r in built_from
+        if now[r.conversation_id].enriched_file_sha256 != r.enriched_file_sha256
+    ]
+    if changed:
+        raise Conflict(
+            f"conversations changed while the file was built: {', '.join(map(str, changed))}; "
+            "try again"
+        )
+
+
+def _require_owner(current: TrainingFileRecord, user_id: UUID) -> None:
+    if current.created_by != user_id:
+        raise Forbidden(f"training file {current.name!r} belongs to another user")
+
+
+def _lock_key(training_file_id: UUID) -> int:
+    return int.from_bytes(training_file_id.bytes[:8], "big", signed=True)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _old_body(key: str | None, start: int | None, end: int | None) -> CopyRange:
+    assert key is not None and start is not None and end is not None
+    return CopyRange(key, start, end)
+
+
+async def _drain(queue: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:
+    while (piece := await queue.get()) is not None:
+        yield piece
+
+
+def _cents(value: Decimal | None) -> Decimal | None:
+    return None if value is None else value.quantize(_CENTS, rounding=ROUND_HALF_UP)
+
+
+def _quality(stats: MemberStats) -> QualitySummary:
+    average = stats.quality_sum / stats.quality_count if stats.quality_count else None
+    percentage = (
+        Decimal(stats.human_reviewed_count * 100) / stats.total_pairs
+        if stats.total_pairs
+        else Decimal(0)
+    )
+    return QualitySummary(
+        avg_quality_score=_cents(average),
+        min_quality_score=_cents(stats.quality_min),
+        max_quality_score=_cents(stats.quality_max),
+        human_reviewed_count=stats.human_reviewed_count,
+        human_reviewed_percentage=_cents(percentage) or Decimal(0),
+    )
+
+
+def _distribution_for_header(distribution: list[rows.DistributionRow]) -> Distribution:
+    def of(kind: str) -> tuple[tuple[str, int], ...]:
+        return tuple((d.key, d.count) for d in distribution if d.kind == kind)
+
+    return Distribution(of("personas"), of("emotional_arcs"), of("training_topics"))
+
+
+def _distribution_for_row(distribution: list[rows.DistributionRow]) -> dict[str, Any]:
+    result: dict[str, list[dict[str, Any]]] = {
+        "personas": [],
+        "emotional_arcs": [],
+        "training_topics": [],
+    }
+    for d in distribution:
+        result[d.kind].append({"key": d.key, "name": d.name, "count": d.count})
+    return result
+
+
+def _entry(record: ConversationRecord, document: dict[str, Any]) -> ConversationEntry:
+    return ConversationEntry(
+        conversation_id=record.conversation_id,
+        created_date=record.source_created_date,
+        total_turns=record.total_turns,
+        quality_tier=record.tier,
+        scaffolding=ScaffoldingEntry(
+            persona_key=record.persona_key or "",
+            persona_name=record.persona_name or "",
+            emotional_arc_key=record.emotional_arc_key or "",
+            emotional_arc=record.emotional_arc_name or "",
+            training_topic_key=record.training_topic_key or "",
+            training_topic=record.training_topic_name or "",
+        ),
+        training_pairs=document["training_pairs"],
+    )

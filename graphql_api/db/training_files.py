@@ -1,0 +1,391 @@
+"""SQL for `training_files`, its junction with conversations, and retired objects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from ..pagination import Cursor
+from .conversations import ConversationRecord
+
+
+@dataclass(frozen=True)
+class TrainingFileRecord:
+    id: UUID
+    name: str
+    description: str | None
+    status: str
+    version: int
+    storage_bucket: str
+    json_file_path: str | None
+    jsonl_file_path: str | None
+    json_file_size: int | None
+    jsonl_file_size: int | None
+    json_body_start: int | None
+    json_body_end: int | None
+    jsonl_body_start: int | None
+    jsonl_body_end: int | None
+    conversation_count: int
+    total_training_pairs: int
+    trainable_pairs: int
+    avg_quality_score: Decimal | None
+    min_quality_score: Decimal | None
+    max_quality_score: Decimal | None
+    human_reviewed_count: int
+    scaffolding_distribution: dict[str, Any]
+    created_by: UUID
+    created_date: datetime
+    last_updated_at: datetime
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> TrainingFileRecord:
+        return cls(**{name: row[name] for name in _COLUMN_NAMES})
+
+
+_COLUMN_NAMES = tuple(f.name for f in fields(TrainingFileRecord))
+_COLUMNS = ", ".join(_COLUMN_NAMES)
+
+
+@dataclass(frozen=True)
+class MemberStats:
+    """Aggregates over the conversations of a training file (existing plus new)."""
+
+    conversation_count: int
+    total_pairs: int
+    trainable_pairs: int
+    quality_sum: Decimal
+    quality_count: int
+    quality_min: Decimal | None
+    quality_max: Decimal | None
+    human_reviewed_count: int
+    consultant_profile: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class DistributionRow:
+    kind: str  # personas | emotional_arcs | training_topics
+    key: str
+    name: str | None
+    count: int
+
+
+@dataclass(frozen=True)
+class FileVersion:
+    """What a commit writes into the row: the new objects and the new statistics."""
+
+    version: int
+    json_file_path: str
+    jsonl_file_path: str
+    json_file_size: int
+    jsonl_file_size: int
+    json_body_start: int
+    json_body_end: int
+    jsonl_body_start: int
+    jsonl_body_end: int
+    conversation_count: int
+    total_training_pairs: int
+    trainable_pairs: int
+    avg_quality_score: Decimal | None
+    min_quality_score: Decimal | None
+    max_quality_score: Decimal | None
+    human_reviewed_count: int
+    scaffolding_distribution: dict[str, Any]
+    updated_at: datetime
+
+
+_VERSION_COLUMNS = tuple(f.name for f in fields(FileVersion) if f.name != "updated_at")
+
+# The members of a file after a change: its junction rows plus the ids being added ($2), which
+# take positions from $3 on. Both the header statistics and the distribution read from this.
+_MEMBERS = """
+WITH members AS (
+    SELECT conversation_id, position FROM training_file_conversations
+    WHERE training_file_id = $1
+    UNION ALL
+    SELECT id, $3::int + (ord - 1)::int FROM unnest($2::uuid[]) WITH ORDINALITY AS n(id, ord)
+), member_rows AS (
+    SELECT c.*, m.position FROM members m JOIN conversations c USING (conversation_id)
+)
+"""
+
+_STATS = (
+    _MEMBERS
+    + """
+SELECT count(*) AS conversation_count,
+       coalesce(sum(pair_count), 0) AS total_pairs,
+       coalesce(sum(trainable_pair_count), 0) AS trainable_pairs,
+       coalesce(sum(quality_sum), 0) AS quality_sum,
+       coalesce(sum(quality_count), 0) AS quality_count,
+       min(quality_min) AS quality_min,
+       max(quality_max) AS quality_max,
+       coalesce(sum(human_reviewed_count), 0) AS human_reviewed_count,
+       (SELECT consultant_profile FROM member_rows WHERE consultant_profile IS NOT NULL
+        ORDER BY position LIMIT 1) AS consultant_profile
+FROM member_rows
+"""
+)
+
+# Keys in order of first appearance, so a file built in one go and one built by adds agree.
+_DISTRIBUTION = (
+    _MEMBERS
+    + """
+SELECT kind, key, max(name) AS name, count(*) AS count, min(position) AS first
+FROM (
+    SELECT 'personas' AS kind, persona_key AS key, persona_name AS name, position FROM member_rows
+    UNION ALL
+    SELECT 'emotional_arcs', emotional_arc_key, emotional_arc_name, position FROM member_rows
+    UNION ALL
+    SELECT 'training_topics', training_topic_key, training_topic_name, position FROM member_rows
+) keyed
+WHERE coalesce(key, '') <> ''
+GROUP BY kind, key
+ORDER BY kind, first
+"""
+)
+
+_GET = f"SELECT {_COLUMNS} FROM training_files WHERE id = $1"
+_GET_MANY = f"SELECT {_COLUMNS} FROM training_files WHERE id = ANY($1::uuid[])"
+_NAME_TAKEN = "SELECT EXISTS (SELECT 1 FROM training_files WHERE name = $1)"
+
+_INSERT = f"""
+INSERT INTO training_files (id, name, description, status, created_by, created_date,
+    last_updated_at, created_at, {", ".join(_VERSION_COLUMNS)})
+VALUES ($1, $2, $3, 'active', $4, $5, $5, $5,
+    {", ".join(f"${i}" for i in range(6, 6 + len(_VERSION_COLUMNS)))})
+RETURNING {_COLUMNS}
+"""
+
+# The version check makes a commit that lost a race fail loudly instead of overwriting.
+_UPDATE_VERSION = f"""
+UPDATE training_files SET
+    {", ".join(f"{c} = ${i}" for i, c in enumerate(_VERSION_COLUMNS, start=3))},
+    last_updated_at = ${3 + len(_VERSION_COLUMNS)}, updated_at = ${3 + len(_VERSION_COLUMNS)}
+WHERE id = $1 AND version = $2
+RETURNING {_COLUMNS}
+"""
+
+_SET_STATUS = f"""
+UPDATE training_files SET status = $2, updated_at = now() WHERE id = $1
+RETURNING {_COLUMNS}
+"""
+
+_INSERT_MEMBERS = """
+INSERT INTO training_file_conversations (training_file_id, conversation_id, position, added_by)
+SELECT $1, id, $3::int + (ord - 1)::int, $4
+FROM unnest($2::uuid[]) WITH ORDINALITY AS n(id, ord)
+"""
+
+_MEMBER_IDS = """
+SELECT conversation_id FROM training_file_conversations
+WHERE training_file_id = $1 AND conversation_id = ANY($2::uuid[])
+"""
+
+_RETIRE = """
+INSERT INTO retired_objects (bucket, key, delete_after)
+SELECT $1, key, $3 FROM unnest($2::text[]) AS k(key)
+ON CONFLICT (bucket, key) DO NOTHING
+"""
+
+_DUE_FOR_DELETION = """
+SELECT bucket, key FROM retired_objects WHERE delete_after <= $1 ORDER BY delete_after LIMIT $2
+"""
+_FORGET_RETIRED = "DELETE FROM retired_objects WHERE bucket = $1 AND key = $2"
+
+_LIST_WHERE = """
+WHERE ($1::text IS NULL OR status = $1)
+  AND ($2::uuid IS NULL OR created_by = $2)
+  AND ($3::text IS NULL OR strpos(lower(name), lower($3)) > 0)
+"""
+_COUNT = f"SELECT count(*) FROM training_files {_LIST_WHERE}"
+_PAGE = f"""
+SELECT {_COLUMNS} FROM training_files {_LIST_WHERE}
+  AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT $6
+"""
+
+# One statement for the conversations of many files: one LATERAL page per (file, after, limit).
+_CONVERSATION_PAGES = """
+SELECT k.request, p.*
+FROM unnest($1::uuid[], $2::int[], $3::int[]) WITH ORDINALITY
+     AS k(file_id, after_position, page_limit, request)
+CROSS JOIN LATERAL (
+    SELECT j.position, c.* FROM training_file_conversations j
+    JOIN conversations c USING (conversation_id)
+    WHERE j.training_file_id = k.file_id AND j.position > k.after_position
+    ORDER BY j.position
+    LIMIT k.page_limit
+) p
+ORDER BY k.request, p.position
+"""
+
+_FILES_OF_CONVERSATIONS = f"""
+SELECT j.conversation_id AS member_id, {", ".join(f"f.{c}" for c in _COLUMN_NAMES)}
+FROM training_file_conversations j JOIN training_files f ON f.id = j.training_file_id
+WHERE j.conversation_id = ANY($1::uuid[])
+ORDER BY f.created_at DESC, f.id DESC
+"""
+
+
+@dataclass(frozen=True)
+class TrainingFileFilter:
+    status: str | None = "active"
+    created_by: UUID | None = None
+    name_contains: str | None = None
+
+    def params(self) -> tuple[Any, ...]:
+        return (self.status, self.created_by, self.name_contains)
+
+
+async def get(conn: asyncpg.Connection, file_id: UUID) -> TrainingFileRecord | None:
+    row = await conn.fetchrow(_GET, file_id)
+    return TrainingFileRecord.from_row(row) if row else None
+
+
+async def get_many(
+    conn: asyncpg.Connection, file_ids: Sequence[UUID]
+) -> dict[UUID, TrainingFileRecord]:
+    rows = await conn.fetch(_GET_MANY, list(file_ids))
+    return {row["id"]: TrainingFileRecord.from_row(row) for row in rows}
+
+
+async def name_taken(conn: asyncpg.Connection, name: str) -> bool:
+    return bool(await conn.fetchval(_NAME_TAKEN, name))
+
+
+async def member_stats(
+    conn: asyncpg.Connection, file_id: UUID | None, new_ids: Sequence[UUID], first_position: int
+) -> MemberStats:
+    row = await conn.fetchrow(_STATS, file_id, list(new_ids), first_position)
+    assert row is not None
+    return MemberStats(**dict(row))
+
+
+async def distribution(
+    conn: asyncpg.Connection, file_id: UUID | None, new_ids: Sequence[UUID], first_position: int
+) -> list[DistributionRow]:
+    rows = await conn.fetch(_DISTRIBUTION, file_id, list(new_ids), first_position)
+    return [DistributionRow(r["kind"], r["key"], r["name"], r["count"]) for r in rows]
+
+
+async def members_among(
+    conn: asyncpg.Connection, file_id: UUID, conversation_ids: Sequence[UUID]
+) -> set[UUID]:
+    rows = await conn.fetch(_MEMBER_IDS, file_id, list(conversation_ids))
+    return {row["conversation_id"] for row in rows}
+
+
+def _version_values(version: FileVersion) -> list[Any]:
+    return [getattr(version, name) for name in _VERSION_COLUMNS]
+
+
+async def insert(
+    conn: asyncpg.Connection,
+    file_id: UUID,
+    name: str,
+    description: str | None,
+    created_by: UUID,
+    version: FileVersion,
+) -> TrainingFileRecord:
+    row = await conn.fetchrow(
+        _INSERT,
+        file_id,
+        name,
+        description,
+        created_by,
+        version.updated_at,
+        *_version_values(version),
+    )
+    assert row is not None
+    return TrainingFileRecord.from_row(row)
+
+
+async def update_version(
+    conn: asyncpg.Connection, file_id: UUID, expected_version: int, version: FileVersion
+) -> TrainingFileRecord | None:
+    """None when the row is no longer at `expected_version` (or not ours to change)."""
+    row = await conn.fetchrow(
+        _UPDATE_VERSION, file_id, expected_version, *_version_values(version), version.updated_at
+    )
+    return TrainingFileRecord.from_row(row) if row else None
+
+
+async def set_status(
+    conn: asyncpg.Connection, file_id: UUID, status: str
+) -> TrainingFileRecord | None:
+    row = await conn.fetchrow(_SET_STATUS, file_id, status)
+    return TrainingFileRecord.from_row(row) if row else None
+
+
+async def add_members(
+    conn: asyncpg.Connection,
+    file_id: UUID,
+    conversation_ids: Sequence[UUID],
+    first_position: int,
+    added_by: UUID,
+) -> None:
+    await conn.execute(_INSERT_MEMBERS, file_id, list(conversation_ids), first_position, added_by)
+
+
+async def retire(
+    conn: asyncpg.Connection, bucket: str, keys: Sequence[str], delete_after: datetime
+) -> None:
+    await conn.execute(_RETIRE, bucket, list(keys), delete_after)
+
+
+async def due_for_deletion(
+    conn: asyncpg.Connection, now: datetime, limit: int
+) -> list[tuple[str, str]]:
+    return [(r["bucket"], r["key"]) for r in await conn.fetch(_DUE_FOR_DELETION, now, limit)]
+
+
+async def forget_retired(conn: asyncpg.Connection, bucket: str, key: str) -> None:
+    await conn.execute(_FORGET_RETIRED, bucket, key)
+
+
+async def count(conn: asyncpg.Connection, where: TrainingFileFilter) -> int:
+    return int(await conn.fetchval(_COUNT, *where.params()))
+
+
+async def page(
+    conn: asyncpg.Connection, where: TrainingFileFilter, after: Cursor | None, limit: int
+) -> list[TrainingFileRecord]:
+    rows = await conn.fetch(
+        _PAGE, *where.params(), after.sort_at if after else None, after.id if after else None, limit
+    )
+    return [TrainingFileRecord.from_row(row) for row in rows]
+
+
+async def conversation_pages(
+    conn: asyncpg.Connection, requests: Sequence[tuple[UUID, int, int]]
+) -> dict[tuple[UUID, int, int], list[tuple[int, ConversationRecord]]]:
+    """For each (file, after position, limit): that page of the file's conversations, with
+    their positions."""
+    rows = await conn.fetch(
+        _CONVERSATION_PAGES,
+        [r[0] for r in requests],
+        [r[1] for r in requests],
+        [r[2] for r in requests],
+    )
+    pages: list[list[tuple[int, ConversationRecord]]] = [[] for _ in requests]
+    for row in rows:
+        pages[row["request"] - 1].append((row["position"], ConversationRecord.from_row(row)))
+    return dict(zip(requests, pages, strict=True))
+
+
+async def files_of_conversations(
+    conn: asyncpg.Connection, conversation_ids: Sequence[UUID]
+) -> dict[UUID, list[TrainingFileRecord]]:
+    rows = await conn.fetch(_FILES_OF_CONVERSATIONS, list(conversation_ids))
+    result: dict[UUID, list[TrainingFileRecord]] = {}
+    for row in rows:
+        result.setdefault(row["member_id"], []).append(TrainingFileRecord.from_row(row))
+    return result

@@ -1,0 +1,427 @@
+"""The aggregation service against the real database and real storage."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import jsonschema
+import pytest
+
+from graphql_api.aggregation.service import FileFormat, TrainingFileService
+from graphql_api.conversations.importer import ConversationImporter
+from graphql_api.db.database import Database
+from graphql_api.demo import write_demo_set
+from graphql_api.errors import Conflict, Forbidden, InvalidInput, NotFound
+from graphql_api.storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, read_all
+from graphql_api.storage.local import LocalStorage
+
+from .storage_wrappers import InjectedFailure, InstrumentedStorage
+
+SCHEMA = json.loads(
+    (
+        Path(__file__).resolve().parents[1] / "graphql_api/aggregation/training_file.schema.json"
+    ).read_text()
+)
+OWNER = UUID("00000000-0000-4000-8000-000000000001")
+OTHER = UUID("00000000-0000-4000-8000-000000000002")
+TIMESTAMP = re.compile(rb'"(created_date|last_updated)": "[^"]+"')
+
+
+@pytest.fixture
+def instrumented(storage: LocalStorage) -> InstrumentedStorage:
+    return InstrumentedStorage(storage)
+
+
+@pytest.fixture
+def service(db: Database, instrumented: InstrumentedStorage) -> TrainingFileService:
+    return TrainingFileService(db, instrumented)
+
+
+@pytest.fixture
+async def conversation_ids(
+    db: Database, storage: LocalStorage, tmp_path: Path
+) -> AsyncIterator[list[UUID]]:
+    importer = ConversationImporter(db.pool, storage)
+    ids = []
+    for path in write_demo_set(tmp_path / "demo", 24, seed=21):
+        ids.append((await importer.import_file(path)).conversation_id)
+    yield ids
+
+
+async def _objects(storage: LocalStorage) -> dict[str, bytes]:
+    root = storage.root / TRAINING_BUCKET
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+async def _snapshot(db: Database, storage: LocalStorage) -> tuple[Any, ...]:
+    async with db.session() as conn:
+        files = [dict(r) for r in await conn.fetch("SELECT * FROM training_files ORDER BY id")]
+        members = [
+            dict(r)
+            for r in await conn.fetch(
+                "SELECT training_file_id, conversation_id, position FROM training_file_conversations"
+                " ORDER BY training_file_id, position"
+            )
+        ]
+    return files, members, await _objects(storage)
+
+
+async def _download(storage: LocalStorage, key: str) -> bytes:
+    return await read_all(storage, TRAINING_BUCKET, key)
+
+
+async def _documents(storage: LocalStorage, ids: list[UUID]) -> list[dict[str, Any]]:
+    docs = []
+    for conversation_id in ids:
+        [path] = (storage.root / CONVERSATION_BUCKET / str(conversation_id)).glob("*.json")
+        docs.append(json.loads(path.read_bytes()))
+    return docs
+
+
+# -------------------------------------------------------------------- the seed's checklist
+
+
+async def test_create_with_three(
+    service: TrainingFileService, db: Database, storage: LocalStorage, conversation_ids: list[UUID]
+) -> None:
+    chosen = conversation_ids[:3]
+    record = await service.create_training_file(OWNER, "test_training_file_001", "Test", chosen)
+
+    assert record.conversation_count == 3 and record.version == 1 and record.status == "active"
+    assert record.json_file_path == f"{record.id}/v1/training.json"
+    assert record.jsonl_file_path == f"{record.id}/v1/training.jsonl"
+    full = json.loads(await _download(storage, record.json_file_path))
+    lines = (await _download(storage, record.jsonl_file_path)).decode().splitlines()
+    assert record.json_file_size == len(await _download(storage, record.json_file_path))
+
+    docs = await _documents(storage, chosen)
+    pairs = [p for d in docs for p in d["training_pairs"]]
+    scores = [Decimal(str(p["training_metadata"]["quality_score"])) for p in pairs]
+    reviewed = sum(p["training_metadata"]["human_reviewed"] is True for p in pairs)
+    trainable = [p for p in pairs if p["target_response"] is not None]
+
+    assert record.total_training_pairs == len(pairs)
+    assert record.trainable_pairs == len(trainable) == len(lines) - 1
+    assert record.avg_quality_score == (sum(scores) / len(scores)).quantize(Decimal("0.01"))
+    assert (record.min_quality_score, record.max_quality_score) == (min(scores), max(scores))
+    assert record.human_reviewed_count == reviewed
+    meta = full["training_file_metadata"]
+    assert meta["total_conversations"] == 3
+    assert meta["quality_summary"]["human_reviewed_count"] == reviewed
+    assert [c["conversation_metadata"]["conversation_id"] for c in full["conversations"]] == [
+        str(i) for i in chosen
+    ]
+    assert [c["training_pairs"] for c in full["conversations"]] == [
+        d["training_pairs"] for d in docs
+    ]
+
+    async with db.session() as conn:
+        rows = await conn.fetch(
+            "SELECT conversation_id, persona_key FROM conversations WHERE conversation_id = ANY($1)",
+            chosen,
+        )
+        members = await conn.fetch(
+            "SELECT conversation_id, position, added_by FROM training_file_conversations"
+            " WHERE training_file_id = $1 ORDER BY position",
+            record.id,
+        )
+    personas: dict[str, int] = {}
+    for row in rows:
+        if row["persona_key"]:
+            personas[row["persona_key"]] = personas.get(row["persona_key"], 0) + 1
+    assert {p["key"]: p["count"] for p in record.scaffolding_distribution["personas"]} == personas
+    assert meta["scaffolding_distribution"]["personas"] == personas
+    assert [(m["conversation_id"], m["position"], m["added_by"]) for m in members] == [
+        (c, i, OWNER) for i, c in enumerate(chosen)
+    ]
+
+
+async def test_add_two_then_file_has_five(
+    service: TrainingFileService, storage: LocalStorage, conversation_ids: list[UUID]
+) -> None:
+    created = await service.create_training_file(OWNER, "five", None, conversation_ids[:3])
+    added = await service.add_conversations(OWNER, created.id, conversation_ids[3:5])
+
+    assert added.version == 2 and added.conversation_count == 5
+    full = json.loads(await _download(storage, added.json_file_path))
+    assert len(full["conversations"]) == 5
+    jsonl = (await _download(storage, added.jsonl_file_path)).decode()
+    docs = await _documents(storage, conversation_ids[:5])
+    trainable = sum(p["target_response"] is not None for d in docs for p in d["training_pairs"])
+    assert jsonl.count("\n") == trainable + 1 == added.trainable_pairs + 1
+    assert added.total_training_pairs == sum(len(d["training_pairs"]) for d in docs)
+    # The old version stays readable for links already handed out.
+    assert json.loads(await _download(storage, created.json_file_path))["conversations"]
+
+
+async def test_duplicate_add_names_the_id_and_changes_nothing(
+    service: TrainingFileService, db: Database, storage: LocalStorage, conversation_ids: list[UUID]
+) -> None:
+    created = await service.create_training_file(OWNER, "dupes", None, conversation_ids[:3])
+    before = await _snapshot(db, storage)
+
+    with pytest.raises(InvalidInput) as caught:
+        await service.add_conversations(OWNER, created.id, [conversation_ids[0]])
+    [problem] = caught.value.problems
+    assert problem.code == "ALREADY_IN_FILE"
+    assert problem.message == f"Conversations already in training file: {conversation_ids[0]}"
+    assert problem.conversation_ids == (conversation_ids[0],)
+    assert await _snapshot(db, storage) == before
+
+
+async def test_not_enriched_conversation_blocks_creation(
+    service: TrainingFileService, db: Database, storage: LocalStorage, conversation_ids: list[UUID]
+) -> None:
+    pending = uuid4()
+    async with db.session() as conn:
+        await conn.execute(
+            "INSERT INTO conversations (conversation_id, enrichment_status) VALUES ($1, 'not_started')",
+            pending,
+        )
+    before = await _snapshot(db, storage)
+    with pytest.raises(InvalidInput) as caught:
+        await service.create_training_file(
+            OWNER, "test_invalid", None, [conversation_ids[0], pending]
+        )
+    [problem] = caught.value.problems
+    assert problem.code == "NOT_ELIGIBLE" and problem.conversation_ids == (pending,)
+    assert await _snapshot(db, storage) == before
+
+
+async def test_downloads_are_valid_json_and_jsonl(
+    service: TrainingFileService, storage: LocalStorage, conversation_ids: list[UUID]
+) -> None:
+    record = await service.create_training_file(OWNER, "downloadable", None, conversation_ids[:6])
+
+    target = await service.download_target(OWNER, record.id, FileFormat.JSON)
+    assert (target.filename, target.content_type) == ("downloadable.json", "application/json")
+    full = json.loads(await _download(storage, target.key))
+    jsonschema.Draft202012Validator(SCHEMA).validate(full)
+
+    target = await service.download_target(OWNER, record.id, FileFormat.JSONL)
+    assert (target.filename, target.content_type) == ("downloadable.jsonl", "application/x-ndjson")
+    raw = await _download(storage, target.key)
+    assert raw.endswith(b"\n")
+    lines = [json.loads(line) for line in raw.decode().splitlines()]
+    assert len(lines) == lines[0]["_meta"]["total_pairs"] + 1
+    line_schema = {"$ref": "#/$defs/jsonl_pair_line", "$defs": SCHEMA["$defs"]}
+    for line in lines[1:]:
+        jsonschema.Draft202012Validator(line_schema).validate(line)
+        assert line["target_response"] is not None
+
+
+# -------------------------------------------------------------------- beyond the seed
+
+
+async def test_create_then_add_equals_create_all(
+    service: TrainingFileService, storage: LocalStorage, conversation_ids: list[UUID]
+) -> None:
+    a, b = conversation_ids[:7], conversation_ids[7:15]
+    stepwise = await service.create_training_file(OWNER, "same", None, a)
+    stepwise = await service.add_conversations(OWNER, stepwise.id, b)
+    at_once = await service.create_training_file(OWNER, "same-at-once", None, a + b)
+
+    def comparable(record: Any) -> tuple[Any, ...]:
+        return (
+            record.conversation_count,
+            record.total_training_pairs,
+            record.trainable_pairs,
+            record.avg_quality_score,
+            record.min_quality_score,
+            record.max_quality_score,
+            record.human_reviewed_count,
+            record.scaffolding_distribution,
+            record.json_file_size - len(record.name),
+            record.jsonl_file_size - len(record.name),
+        )
+
+    assert comparable(stepwise) == comparable(at_once)
+    for key_of in (lambda r: r.json_file_path, lambda r: r.jsonl_file_path):
+        one = await _download(storage, key_of(stepwise))
+        two = await _download(storage, key_of(at_once))
+        one = TIMESTAMP.sub(b"T", one).replace(b'"same"', b'"NAME"')
+        two = TIMESTAMP.sub(b"T", two).replace(b'"same-at-once"', b'"NAME"')
+        assert one == two
+
+
+async def test_add_reads_only_the_added_conversations(
+    service: TrainingFileService, instrumented: InstrumentedStorage, conversation_ids: list[UUID]
+) -> None:
+    created = await service.create_training_file(OWNER, "proportional", None, conversation_ids[:20])
+    instrumented.reads.clear()
+    await service.add_conversations(OWNER, created.id, conversation_ids[20:22])
+    read_conversations = {
+        key.split("/")[0] for bucket, key in instrumented.reads if bucket == CONVERSATION_BUCKET
+    }
+    assert read_conversations == {str(i) for i in conversation_ids[20:22]}
+
+
+async def test_every_problem_is_reported_together(
+    service: TrainingFileService, db: Database, storage: LocalStorage, conversation_ids: list[UUID]
+) -> None:
+    missing = uuid4()
+    before = await _snapshot(db, storage)
+    with pytest.raises(InvalidInput) as caught:
+        await service.create_training_file(
+            OWNER, "", None, [conversation_ids[0], conversation_ids[0], "nope", str(missing)]
+        )
+    codes = {p.code: p for p in caught.value.problems}
+    assert set(codes) == {"INVALID_NAME", "DUPLICATE_IN_REQUEST", "INVALID_ID", "NOT_FOUND"}
+    assert codes["NOT_FOUND"].conversation_ids == (missing,)
+    assert codes["DUPLICATE_IN_REQUEST"].conversation_ids == (conversation_ids[0],)
+    assert "'nope'" in codes["INVALID_ID"].message
+    assert await _snapshot(db, storage) == before
+
+
+async def test_eighty_one_ids_are_refused_and_eighty_accepted(
+    service: TrainingFileService, conversation_ids: list[UUID]
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        await service.create_training_file(OWNER, "too many", None, [uuid4() for _ in range(81)])
+    assert "TOO_MANY_CONVERSATIONS" in {p.code for p in caught.value.problems}
+    with pytest.raises(InvalidInput) as caught:
+        await service.create_training_file(OWNER, "eighty", None, [uuid4() for _ in range(80)])
+    assert {p.code for p in caught.value.problems} == {"NOT_FOUND"}
+
+
+async def test_names_are_unique_and_checked(
+    service: TrainingFileService, conversation_ids: list[UUID]
+) -> None:
+    await service.create_training_file(OWNER, "taken", None, conversation_ids[:1])
+    for name, code in [
+        ("taken", "NAME_TAKEN"),
+        ("x" * 256, "INVALID_NAME"),
+        ("a\x00b", "INVALID_NAME"),
+    ]:
+        with pytest.raises(InvalidInput) as caught:
+            await service.create_training_file(OWNER, name, None, conversation_ids[1:2])
+        assert [p.code for p in caught.value.problems] == [code]
+
+
+async def test_only_the_owner_adds_and_the_database_itself_refuses_others(
+    service: TrainingFileService, db: Database, storage: LocalStorage, conversation_ids: list[UUID]
+) -> None:
+    created = await service.create_training_file(OWNER, "mine", None, conversation_ids[:2])
+    before = await _snapshot(db, storage)
+    with pytest.raises(Forbidden):
+        await service.add_conversations(OTHER, created.id, conversation_ids[2:3])
+    with pytest.raises(Forbidden):
+        await service.set_archived(OTHER, created.id, True)
+    assert await _snapshot(db, storage) == before
+
+    # Below the service: as the other user, PostgreSQL's policies refuse the change.
+    async with db.session(OTHER) as conn:
+        result = await conn.execute(
+            "UPDATE training_files SET name = 'stolen' WHERE id = $1", created.id
+        )
+        assert result == "UPDATE 0"
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        async with db.session(OTHER) as conn:
+            await conn.execute(
+                "INSERT INTO training_file_conversations"
+                " (training_file_id, conversation_id, position, added_by) VALUES ($1, $2, 99, $3)",
+                created.id,
+                conversation_ids[5],
+                OTHER,
+            )
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        async with db.session(OTHER) as conn:
+            await conn.execute(
+                "INSERT INTO training_files (name, created_by) VALUES ('x', $1)", OWNER
+            )
+    assert await _snapshot(db, storage) == before
+
+
+async def test_unknown_file(service: TrainingFileService, conversation_ids: list[UUID]) -> None:
+    with pytest.raises(NotFound):
+        await service.add_conversations(OWNER, uuid4(), conversation_ids[:1])
+    with pytest.raises(NotFound):
+        await service.download_target(OWNER, uuid4(), FileFormat.JSON)
+
+
+async def test_archived_files_take_no_additions_until_restored(
+    service: TrainingFileService, conversation_ids: list[UUID]
+) -> None:
+    created = await service.create_training_file(OWNER, "archivable", None, conversation_ids[:2])
+    archived = await service.set_archived(OWNER, created.id, True)
+    assert archived.status == "archived"
+    with pytest.raises(Conflict):
+        await service.add_conversations(OWNER, created.id, conversation_ids[2:3])
+    restored = await service.set_archived(OWNER, created.id, False)
+    assert restored.status == "active"
+    assert (
+        await service.add_conversations(OWNER, created.id, conversation_ids[2:3])
+    ).conversation_count == 3
+
+
+async def test_concurrent_adds_lose_nothing(
+    service: TrainingFileService, storage: LocalStorage, conversation_ids: list[UUID]
+) -> None:
+    created = await service.create_training_file(OWNER, "busy", None, conversation_ids[:2])
+    disjoint = [conversation_ids[2 + 2 * i : 4 + 2 * i] for i in range(6)]  # 12 ids in 6 tasks
+    overlapping = [conversation_ids[14:17], conversation_ids[15:18]]  # 15, 16 in both
+    results = await asyncio.gather(
+        *(service.add_conversations(OWNER, created.id, ids) for ids in disjoint + overlapping),
+        return_exceptions=True,
+    )
+    assert all(not isinstance(r, BaseException) for r in results[:6])
+    overlap_results = results[6:]
+    failures = [r for r in overlap_results if isinstance(r, InvalidInput)]
+    assert len(failures) == 1 and len(overlap_results) - len(failures) == 1
+    assert failures[0].problems[0].code == "ALREADY_IN_FILE"
+    assert set(failures[0].problems[0].conversation_ids) == {
+        conversation_ids[15],
+        conversation_ids[16],
+    }
+
+    final = await service.download_target(OWNER, created.id, FileFormat.JSON)
+    full = json.loads(await _download(storage, final.key))
+    ids_in_file = [c["conversation_metadata"]["conversation_id"] for c in full["conversations"]]
+    expected = 2 + 12 + 3
+    assert len(ids_in_file) == len(set(ids_in_file)) == expected
+    assert full["training_file_metadata"]["total_conversations"] == expected
+
+
+async def test_storage_failure_mid_write_leaves_the_previous_version_intact(
+    service: TrainingFileService,
+    instrumented: InstrumentedStorage,
+    db: Database,
+    storage: LocalStorage,
+    conversation_ids: list[UUID],
+) -> None:
+    created = await service.create_training_file(OWNER, "fragile", None, conversation_ids[:4])
+    before = await _snapshot(db, storage)
+    instrumented.fail_writes_after = 50_000
+    with pytest.raises(InjectedFailure):
+        await service.add_conversations(OWNER, created.id, conversation_ids[4:8])
+    assert await _snapshot(db, storage) == before
+    json.loads(await _download(storage, created.json_file_path))
+
+    instrumented.fail_writes_after = None
+    assert (await service.add_conversations(OWNER, created.id, conversation_ids[4:8])).version == 2
+
+
+async def test_old_versions_are_swept_only_after_links_expire(
+    service: TrainingFileService, storage: LocalStorage, conversation_ids: list[UUID]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    created = await service.create_training_file(OWNER, "sweepable", None, conversation_ids[:2])
+    await service.add_conversations(OWNER, created.id, conversation_ids[2:3])
+    assert await service.sweep_retired_objects() == 0
+    assert await storage.exists(TRAINING_BUCKET, created.json_file_path)
+
+    later = datetime.now(UTC) + timedelta(seconds=3601)
+    assert await service.sweep_retired_objects(now=later) == 2
+    assert not await storage.exists(TRAINING_BUCKET, created.json_file_path)
+    assert not await storage.exists(TRAINING_BUCKET, created.jsonl_file_path)
