@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from .config import Settings
 from .db.database import Database
+from .downloads import download_route
 from .graphql.playground import ASSETS_URL_PATH, find_assets_dir, playground_routes
 from .graphql.schema import schema
 from .graphql.view import GraphQLView
@@ -45,6 +47,18 @@ async def healthz(request: Request) -> JSONResponse:
     )
 
 
+async def _sweep_forever(services: Services, interval_seconds: float = 600) -> None:
+    """Delete old file versions once every download link to them has expired."""
+    while True:
+        try:
+            swept = await services.training_files.sweep_retired_objects()
+            if swept:
+                log.info("swept %d retired objects", swept)
+        except Exception:
+            log.exception("sweeping retired objects failed; retrying later")
+        await asyncio.sleep(interval_seconds)
+
+
 def create_app(settings: Settings, services: Services | None = None) -> Starlette:
     """The app; it opens (and later closes) its own services unless they are given."""
 
@@ -57,9 +71,11 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         pool = await open_database(settings)
         storage = open_storage(settings)
         app.state.services = Services(settings, Database(pool), storage)
+        sweeper = asyncio.create_task(_sweep_forever(app.state.services))
         try:
             yield
         finally:
+            sweeper.cancel()
             await storage.close()
             await pool.close()
 
@@ -70,6 +86,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     routes: list[BaseRoute] = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz),
+        download_route(),
         *(playground_routes(assets_dir) if assets_dir else []),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -1,4 +1,4 @@
-"""`training-files`: serve | migrate | import | demo | export-schema."""
+"""`training-files`: serve | migrate | import | demo | token | export-schema."""
 
 from __future__ import annotations
 
@@ -58,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=DEMO_SEED, metavar="S")
     demo.add_argument("--out", type=Path, required=True, metavar="DIR")
     demo.set_defaults(run=_demo)
+
+    token = commands.add_parser("token", help="print a bearer token for local use")
+    token.add_argument(
+        "--user", required=True, help="a user uuid, or a name mapped to a stable one"
+    )
+    token.add_argument("--ttl", type=int, default=24 * 3600, metavar="SECONDS")
+    token.set_defaults(run=_token)
 
     export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     export.set_defaults(run=_export_schema)
@@ -187,6 +194,27 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
     paths = write_demo_set(args.out, args.conversations, args.seed)
     console.print(f"wrote {len(paths)} conversations to {args.out}", highlight=False)
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from .auth import mint_token, user_id_for
+
+    if args.ttl < 1:
+        console.print("[red]error:[/red] --ttl must be at least 1 second")
+        return 2
+    settings = Settings.from_env()
+    user_id = user_id_for(args.user)
+    sys.stdout.write(
+        mint_token(
+            user_id,
+            secret=settings.jwt_secret,
+            ttl_seconds=args.ttl,
+            audience=settings.jwt_audience,
+        )
+        + "\n"
+    )
+    console.print(f"user id {user_id}, valid for {args.ttl} s", highlight=False)
     return 0
 
 

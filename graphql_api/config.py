@@ -20,6 +20,7 @@ class Settings:
     database_url: str | None
     storage_url: str
     jwt_secret: str
+    jwt_audience: str | None
     host: str
     port: int
     demo_conversations: int
@@ -38,6 +39,7 @@ class Settings:
             database_url=_database_url(env.get("DATABASE_URL")),
             storage_url=_storage_url(env.get("STORAGE_URL"), data_dir),
             jwt_secret=_jwt_secret(env.get("JWT_SECRET"), data_dir),
+            jwt_audience=env.get("JWT_AUDIENCE") or None,
             host=env.get("HOST") or "127.0.0.1",
             port=_int("PORT", env.get("PORT"), default=8000, low=1, high=65535),
             demo_conversations=_int(

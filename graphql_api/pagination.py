@@ -11,6 +11,9 @@ from datetime import datetime
 from typing import Generic, TypeVar
 from uuid import UUID
 
+import asyncpg
+
+from .db.database import Database
 from .errors import InvalidInput
 
 T = TypeVar("T")
@@ -70,3 +73,46 @@ class Page(Generic[T]):
     has_next_page: bool
     has_previous_page: bool
     count: Callable[[], Awaitable[int]]
+
+
+def decode_after(after: str | None) -> Cursor | None:
+    """The `after` argument of a newest-first list, checked."""
+    if not after:
+        return None
+    try:
+        cursor = Cursor.decode(after)
+    except InvalidCursor as error:
+        raise InvalidInput(str(error)) from None
+    if cursor.sort_at is None or cursor.id is None:
+        raise InvalidInput(f"cursor {after!r} does not belong to this list")
+    return cursor
+
+
+async def keyset_page(
+    db: Database,
+    user_id: UUID | None,
+    *,
+    first: int | None,
+    after: str | None,
+    fetch: Callable[[asyncpg.Connection, Cursor | None, int], Awaitable[list[T]]],
+    count: Callable[[asyncpg.Connection], Awaitable[int]],
+    cursor_of: Callable[[T], Cursor],
+) -> Page[T]:
+    """One page of a newest-first list; the total is counted only if asked for."""
+    limit = check_page_size(first)
+    cursor = decode_after(after)
+    async with db.session(user_id) as conn:
+        rows = await fetch(conn, cursor, limit + 1)
+
+    async def total() -> int:
+        async with db.session(user_id) as conn:
+            return await count(conn)
+
+    items = rows[:limit]
+    return Page(
+        items=items,
+        cursors=[cursor_of(item).encode() for item in items],
+        has_next_page=len(rows) > limit,
+        has_previous_page=cursor is not None,
+        count=total,
+    )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from .aggregation.service import DownloadTarget, TrainingFileService
 from .config import Settings
 from .db.database import Database
+from .downloads import DownloadLink, sign_download
 from .storage.base import Storage
 
 
@@ -14,3 +16,18 @@ class Services:
     settings: Settings
     db: Database
     storage: Storage
+    training_files: TrainingFileService = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "training_files", TrainingFileService(self.db, self.storage))
+
+    def download_link(self, target: DownloadTarget, base_url: str) -> DownloadLink:
+        """A link to the object that expires: signed by this server for local storage."""
+        return sign_download(
+            secret=self.settings.jwt_secret,
+            base_url=base_url,
+            bucket=target.bucket,
+            key=target.key,
+            filename=target.filename,
+            content_type=target.content_type,
+        )

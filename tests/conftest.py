@@ -6,12 +6,14 @@ import itertools
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
+from uuid import UUID
 
 import asyncpg
 import httpx
 import pytest
 
 from graphql_api.app import create_app
+from graphql_api.auth import mint_token
 from graphql_api.config import Settings
 from graphql_api.db.database import Database
 from graphql_api.db.embedded import ensure_database, start_embedded
@@ -88,9 +90,26 @@ def services(settings: Settings, db: Database, storage: LocalStorage) -> Service
     return Services(settings, db, storage)
 
 
+USER = UUID("00000000-0000-4000-8000-00000000000a")
+OTHER_USER = UUID("00000000-0000-4000-8000-00000000000b")
+
+
+def bearer(settings: Settings, user_id: UUID) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(user_id, secret=settings.jwt_secret)}"}
+
+
 @pytest.fixture
-async def client(settings: Settings, services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, services)
-    transport = httpx.ASGITransport(app=app)
+async def anonymous_client(
+    settings: Settings, services: Services
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Real HTTP through the ASGI app, without credentials."""
+    transport = httpx.ASGITransport(app=create_app(settings, services))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
+
+
+@pytest.fixture
+async def client(settings: Settings, anonymous_client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The same, authenticated as `USER`."""
+    anonymous_client.headers.update(bearer(settings, USER))
+    return anonymous_client

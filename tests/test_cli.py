@@ -85,7 +85,12 @@ def test_demo_serve_and_import_alongside_a_running_server(
         assert "Import summary" in imported.stderr
 
         query = {"query": "{ conversations { totalCount } }"}
-        body = httpx.post(f"{base_url}/graphql", json=query, timeout=10).json()
+        anonymous = httpx.post(f"{base_url}/graphql", json=query, timeout=10).json()
+        assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        token = _run(env, "token", "--user", "alice")
+        assert token.returncode == 0, token.stderr
+        headers = {"Authorization": f"Bearer {token.stdout.strip()}"}
+        body = httpx.post(f"{base_url}/graphql", json=query, headers=headers, timeout=10).json()
         assert body["data"]["conversations"]["totalCount"] == 3
 
         bad = workdir / "bad.json"

@@ -30,6 +30,7 @@ from ..db.conversations import ConversationRecord
 from ..db.database import Database
 from ..db.training_files import FileVersion, MemberStats, TrainingFileRecord
 from ..errors import Conflict, Forbidden, NotFound, ProblemList
+from ..pagination import Cursor, Page, keyset_page
 from ..storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, CopyRange, Part, Storage, read_all
 from .format import (
     JSON_FOOTER,
@@ -624,4 +625,22 @@ def _entry(record: ConversationRecord, document: dict[str, Any]) -> Conversation
             training_topic=record.training_topic_name or "",
         ),
         training_pairs=document["training_pairs"],
+    )
+
+
+async def list_training_files(
+    db: Database,
+    user_id: UUID,
+    where: rows.TrainingFileFilter,
+    first: int | None,
+    after: str | None,
+) -> Page[TrainingFileRecord]:
+    return await keyset_page(
+        db,
+        user_id,
+        first=first,
+        after=after,
+        fetch=lambda conn, cursor, limit: rows.page(conn, where, cursor, limit),
+        count=lambda conn: rows.count(conn, where),
+        cursor_of=lambda r: Cursor(r.created_at, r.id),
     )

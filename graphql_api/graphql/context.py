@@ -3,35 +3,92 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from uuid import UUID
 
 from starlette.requests import Request
 from strawberry.dataloader import DataLoader
 
-from ..conversations.service import get_conversations
+from ..auth import authenticate
+from ..db import conversations as conversation_rows
+from ..db import training_files as file_rows
 from ..db.conversations import ConversationRecord
+from ..db.training_files import TrainingFileRecord
 from ..services import Services
+
+# (file id, after position, limit) -> [(position, conversation)]
+PageKey = tuple[UUID, int, int]
+PageOfConversations = list[tuple[int, ConversationRecord]]
 
 
 @dataclass
 class Loaders:
+    """One loader per lookup; each batch is one SQL statement run as the caller."""
+
     conversation: DataLoader[UUID, ConversationRecord | None]
+    training_file: DataLoader[UUID, TrainingFileRecord | None]
+    file_conversations: DataLoader[PageKey, PageOfConversations]
+    files_of_conversation: DataLoader[UUID, list[TrainingFileRecord]]
 
 
-def make_loaders(services: Services, user_id: UUID | None) -> Loaders:
-    async def load_conversations(ids: list[UUID]) -> list[ConversationRecord | None]:
-        found = await get_conversations(services.db, user_id, ids)
+def make_loaders(services: Services, user_id: UUID) -> Loaders:
+    db = services.db
+
+    async def conversations(ids: list[UUID]) -> list[ConversationRecord | None]:
+        async with db.session(user_id) as conn:
+            found = await conversation_rows.get_many(conn, ids)
         return [found.get(i) for i in ids]
 
-    return Loaders(conversation=DataLoader(load_fn=load_conversations))
+    async def training_files(ids: list[UUID]) -> list[TrainingFileRecord | None]:
+        async with db.session(user_id) as conn:
+            found = await file_rows.get_many(conn, ids)
+        return [found.get(i) for i in ids]
+
+    async def file_conversations(keys: list[PageKey]) -> list[PageOfConversations]:
+        async with db.session(user_id) as conn:
+            pages = await file_rows.conversation_pages(conn, keys)
+        return [pages[k] for k in keys]
+
+    async def files_of_conversation(ids: list[UUID]) -> list[list[TrainingFileRecord]]:
+        async with db.session(user_id) as conn:
+            found = await file_rows.files_of_conversations(conn, ids)
+        return [found.get(i, []) for i in ids]
+
+    return Loaders(
+        conversation=DataLoader(load_fn=conversations),
+        training_file=DataLoader(load_fn=training_files),
+        file_conversations=DataLoader(load_fn=file_conversations),
+        files_of_conversation=DataLoader(load_fn=files_of_conversation),
+    )
 
 
 @dataclass
 class Context:
     request: Request
     services: Services
-    user_id: UUID | None
-    loaders: Loaders = field(init=False)
+    _loaders: Loaders | None = field(default=None, init=False)
 
-    def __post_init__(self) -> None:
-        self.loaders = make_loaders(self.services, self.user_id)
+    @cached_property
+    def user_id(self) -> UUID:
+        """The caller, from the bearer token; raises `Unauthenticated` when there is none.
+
+        Checked only when a resolver needs it, so introspection (the playground) works
+        without a token.
+        """
+        settings = self.services.settings
+        viewer = authenticate(
+            self.request.headers.get("authorization"),
+            secret=settings.jwt_secret,
+            audience=settings.jwt_audience,
+        )
+        return viewer.user_id
+
+    @property
+    def loaders(self) -> Loaders:
+        if self._loaders is None:
+            self._loaders = make_loaders(self.services, self.user_id)
+        return self._loaders
+
+    @property
+    def base_url(self) -> str:
+        return str(self.request.base_url).rstrip("/")

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import strawberry
 
-from ..db.conversations import ConversationRecord
-from .scalars import BigInt
+from ..db.training_files import TrainingFileRecord
 
 
 @strawberry.enum(description="Where a conversation is in the enrichment pipeline.")
@@ -57,68 +55,78 @@ class ValidationReport:
         )
 
 
-def _float(value: Decimal | None) -> float | None:
+def to_float(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
 
-@strawberry.type(description="An enriched conversation that training files are built from.")
-class Conversation:
-    id: strawberry.ID = strawberry.field(
-        description="The conversation's uuid (from `fp_conversation_<uuid>`)."
-    )
-    title: str | None
-    persona_key: str | None
-    persona_name: str | None
-    emotional_arc_key: str | None
-    emotional_arc_name: str | None
-    training_topic_key: str | None
-    training_topic_name: str | None
-    quality_score: float | None
-    empathy_score: float | None
-    clarity_score: float | None
-    appropriateness_score: float | None
-    brand_voice_alignment: float | None
-    tier: QualityTier
-    enrichment_status: EnrichmentStatus
-    enriched_file_size: BigInt | None
-    source_created_date: date | None
-    total_turns: int
-    pair_count: int = strawberry.field(description="Training pairs (turns) in the conversation.")
-    trainable_pair_count: int = strawberry.field(
-        description="Pairs with a target response: the lines this conversation adds to a JSONL."
-    )
-    human_reviewed_count: int
-    validation: ValidationReport
-    created_at: datetime
-    updated_at: datetime
+@strawberry.enum(description="Lifecycle of a training file.")
+class TrainingFileStatus(enum.Enum):
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+    PROCESSING = "processing"
+    FAILED = "failed"
 
-    @classmethod
-    def from_record(cls, r: ConversationRecord) -> Conversation:
-        return cls(
-            id=strawberry.ID(str(r.conversation_id)),
-            title=r.title,
-            persona_key=r.persona_key,
-            persona_name=r.persona_name,
-            emotional_arc_key=r.emotional_arc_key,
-            emotional_arc_name=r.emotional_arc_name,
-            training_topic_key=r.training_topic_key,
-            training_topic_name=r.training_topic_name,
-            quality_score=_float(r.quality_score),
-            empathy_score=_float(r.empathy_score),
-            clarity_score=_float(r.clarity_score),
-            appropriateness_score=_float(r.appropriateness_score),
-            brand_voice_alignment=_float(r.brand_voice_alignment),
-            tier=QualityTier(r.tier),
-            enrichment_status=EnrichmentStatus(r.enrichment_status),
-            enriched_file_size=BigInt(r.enriched_file_size)
-            if r.enriched_file_size is not None
-            else None,
-            source_created_date=r.source_created_date,
-            total_turns=r.total_turns,
-            pair_count=r.pair_count,
-            trainable_pair_count=r.trainable_pair_count,
-            human_reviewed_count=r.human_reviewed_count,
-            validation=ValidationReport.from_json(r.validation_report),
-            created_at=r.created_at,
-            updated_at=r.updated_at,
-        )
+
+@strawberry.enum(description="Which of a training file's two objects.")
+class TrainingFileFormat(enum.Enum):
+    JSON = "json"
+    JSONL = "jsonl"
+
+
+@strawberry.type(description="Quality over every training pair of the file.")
+class QualitySummary:
+    average: float | None
+    minimum: float | None
+    maximum: float | None
+    human_reviewed_count: int
+    human_reviewed_percentage: float
+
+
+@strawberry.type(description="How many conversations of the file share one scaffolding key.")
+class DistributionEntry:
+    key: str
+    name: str | None
+    count: int
+    percentage: float = strawberry.field(description="Share of the file's conversations, 0–100.")
+
+
+@strawberry.type(description="Balance of the file across personas, emotional arcs and topics.")
+class ScaffoldingDistribution:
+    personas: list[DistributionEntry]
+    emotional_arcs: list[DistributionEntry]
+    training_topics: list[DistributionEntry]
+
+
+def _percentage(part: int, whole: int) -> float:
+    if not whole:
+        return 0.0
+    return float((Decimal(part * 100) / whole).quantize(Decimal("0.01")))
+
+
+def quality_summary(r: TrainingFileRecord) -> QualitySummary:
+    return QualitySummary(
+        average=to_float(r.avg_quality_score),
+        minimum=to_float(r.min_quality_score),
+        maximum=to_float(r.max_quality_score),
+        human_reviewed_count=r.human_reviewed_count,
+        human_reviewed_percentage=_percentage(r.human_reviewed_count, r.total_training_pairs),
+    )
+
+
+def scaffolding_distribution(r: TrainingFileRecord) -> ScaffoldingDistribution:
+    def entries(kind: str) -> list[DistributionEntry]:
+        return [
+            DistributionEntry(
+                key=e["key"],
+                name=e.get("name"),
+                count=e["count"],
+                percentage=_percentage(e["count"], r.conversation_count),
+            )
+            for e in r.scaffolding_distribution.get(kind, [])
+        ]
+
+    return ScaffoldingDistribution(
+        personas=entries("personas"),
+        emotional_arcs=entries("emotional_arcs"),
+        training_topics=entries("training_topics"),
+    )

@@ -17,7 +17,7 @@ class GraphQLView(OfflineGraphQL):
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
     ) -> Context:
         assert isinstance(request, Request)
-        return Context(request=request, services=request.app.state.services, user_id=None)
+        return Context(request=request, services=request.app.state.services)
 
     async def get_root_value(self, request: Any) -> None:
         return None
