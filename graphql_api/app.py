@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
@@ -16,8 +18,10 @@ from .config import Settings
 from .db.database import Database
 from .downloads import download_route
 from .graphql.playground import ASSETS_URL_PATH, find_assets_dir, playground_routes
-from .graphql.schema import schema
+from .graphql.schema import build_schema
 from .graphql.view import GraphQLView
+from .limits import BodySizeLimit
+from .rest import rest_routes
 from .runtime import open_database, open_storage
 from .services import Services
 
@@ -82,14 +86,28 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     assets_dir = find_assets_dir()
     if assets_dir is None:
         log.warning("playground assets not installed (npm ci): GraphiQL will load from the CDN")
-    graphql = GraphQLView(schema, assets_url=ASSETS_URL_PATH if assets_dir else None)
+    graphql = GraphQLView(
+        build_schema(settings), assets_url=ASSETS_URL_PATH if assets_dir else None
+    )
     routes: list[BaseRoute] = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz),
         download_route(),
+        *rest_routes(),
         *(playground_routes(assets_dir) if assets_dir else []),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    middleware = [Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=600,
+            )
+        )
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     if services is not None:
         app.state.services = services  # for transports that don't run the lifespan
     return app

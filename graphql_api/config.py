@@ -24,6 +24,12 @@ class Settings:
     host: str
     port: int
     demo_conversations: int
+    cors_origins: tuple[str, ...] = ()
+    max_request_bytes: int = 1024 * 1024
+    graphql_max_depth: int = 12
+    graphql_max_aliases: int = 30
+    graphql_max_tokens: int = 5000
+    graphql_introspection: bool = True
 
     @property
     def storage_path(self) -> Path:
@@ -49,6 +55,40 @@ class Settings:
                 low=0,
                 high=100_000,
             ),
+            cors_origins=_origins(env.get("CORS_ORIGINS")),
+            max_request_bytes=_int(
+                "MAX_REQUEST_BYTES",
+                env.get("MAX_REQUEST_BYTES"),
+                default=cls.max_request_bytes,
+                low=1024,
+                high=1 << 30,
+            ),
+            graphql_max_depth=_int(
+                "GRAPHQL_MAX_DEPTH",
+                env.get("GRAPHQL_MAX_DEPTH"),
+                default=cls.graphql_max_depth,
+                low=2,
+                high=100,
+            ),
+            graphql_max_aliases=_int(
+                "GRAPHQL_MAX_ALIASES",
+                env.get("GRAPHQL_MAX_ALIASES"),
+                default=cls.graphql_max_aliases,
+                low=0,
+                high=10_000,
+            ),
+            graphql_max_tokens=_int(
+                "GRAPHQL_MAX_TOKENS",
+                env.get("GRAPHQL_MAX_TOKENS"),
+                default=cls.graphql_max_tokens,
+                low=100,
+                high=1_000_000,
+            ),
+            graphql_introspection=_bool(
+                "GRAPHQL_INTROSPECTION",
+                env.get("GRAPHQL_INTROSPECTION"),
+                default=cls.graphql_introspection,
+            ),
         )
 
 
@@ -62,6 +102,29 @@ def _int(name: str, raw: str | None, *, default: int, low: int, high: int) -> in
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _bool(name: str, raw: str | None, *, default: bool) -> bool:
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _origins(raw: str | None) -> tuple[str, ...]:
+    """Comma-separated origins such as `https://app.example.com`; `*` allows any."""
+    if not raw:
+        return ()
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        parsed = urlparse(origin)
+        if origin != "*" and (parsed.scheme not in ("http", "https") or not parsed.netloc):
+            raise ConfigError(f"CORS_ORIGINS: {origin!r} is not an origin like https://host[:port]")
+    return origins
 
 
 def _database_url(raw: str | None) -> str | None:

@@ -1,15 +1,25 @@
-"""The Strawberry schema, with unexpected errors masked before they reach a client."""
+"""The Strawberry schema: limits on what a request may ask, and masking of unexpected errors."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
+from functools import partial
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
 from strawberry.schema.config import StrawberryConfig
 
+from ..config import Settings
 from ..errors import UserError
 from .mutations import Mutation
 from .queries import Query
@@ -34,19 +44,33 @@ class MaskUnexpectedErrors(MaskErrors):
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         error_id = uuid.uuid4().hex[:12]
-        log.error("error %s in %s", error_id, error.path, exc_info=error.original_error)
+        log.error("error %s at %s", error_id, error.path, exc_info=error.original_error)
         masked = super().anonymise_error(error)
         masked.extensions = {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}
         return masked
 
 
-schema = strawberry.Schema(
-    query=Query,
-    mutation=Mutation,
-    config=StrawberryConfig(scalar_map=SCALAR_MAP),
-    extensions=[MaskUnexpectedErrors],
-)
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    """The schema with the configured limits (the defaults when `settings` is None).
+
+    Extensions are passed as classes or factories: each request gets fresh instances.
+    """
+    limits: Settings | type[Settings] = settings or Settings  # class attributes: the defaults
+    extensions: list[Callable[[], SchemaExtension]] = [
+        MaskUnexpectedErrors,
+        partial(QueryDepthLimiter, max_depth=limits.graphql_max_depth),
+        partial(MaxAliasesLimiter, max_alias_count=limits.graphql_max_aliases),
+        partial(MaxTokensLimiter, max_token_count=limits.graphql_max_tokens),
+    ]
+    if not limits.graphql_introspection:
+        extensions.append(DisableIntrospection)
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        extensions=extensions,
+    )
 
 
 def schema_sdl() -> str:
-    return schema.as_str() + "\n"
+    return build_schema().as_str() + "\n"

@@ -1,0 +1,334 @@
+"""The seed's REST routes, kept for existing clients: thin handlers over `TrainingFileService`.
+
+    GET  /api/training-files                              200 {"files": [...]}
+    POST /api/training-files                              201 {"trainingFile": {...}}
+    POST /api/training-files/{id}/add-conversations       200 {"trainingFile": {...}}
+    GET  /api/training-files/{id}/download?format=json|jsonl
+                                                          200 {download_url, filename,
+                                                               expires_in_seconds, expires_at}
+
+Paths, bodies and status codes are the seed's. Every rule (names, 1–80 ids, eligibility,
+duplicates, ownership, status) lives in the service; this module only parses HTTP, calls the
+service as the bearer token's user and renders the result or the error.
+
+Errors (all JSON). A refused request is `{"error": <message>, "details": [<problem>, ...]}`,
+each problem `{code, message, field, conversation_ids}`; `error` is the message of the only
+problem, or the service's summary followed by every problem's message when there are several.
+
+    Unauthenticated (no/invalid bearer token)      401, with `WWW-Authenticate: Bearer`
+    InvalidInput, Conflict                         400
+    Forbidden (another user's file)                403
+    NotFound                                       404
+    malformed JSON / body not a JSON object        400 (code INVALID_BODY)
+    body larger than MAX_BODY_BYTES                413 (code BODY_TOO_LARGE)
+    anything else                                  500 {"error": "Internal server error",
+                                                        "error_id": <hex>}, logged with that
+                                                        id and the traceback, never sent
+
+The token is checked before anything else, so an anonymous request gets 401 whatever else is
+wrong with it. A path `{id}` that is not a UUID is a malformed request, not a missing file:
+400 with a message naming the bad value (as GraphQL's `parse_uuid` does), never 404. A
+well-formed id of no file is 404. `format` must be exactly `json` or `jsonl` (as the seed).
+
+Problem `field`s are the REST body's snake_case names (`conversation_ids`, not the GraphQL
+`conversationIds`). Records use the seed's snake_case columns, plus `version` and
+`trainable_pairs`; `scaffolding_distribution` has the seed's shape `{"personas": {key: count},
+"emotional_arcs": {...}, "training_topics": {...}}`. Scores are JSON numbers, ids strings,
+timestamps ISO 8601.
+
+The list returns every active file, newest first, as the seed did: it walks the service's
+keyset pages (ordered by created_at, id), so a file created meanwhile never appears twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from decimal import Decimal
+from functools import wraps
+from typing import Any
+from uuid import UUID
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from .aggregation.service import FileFormat, list_training_files
+from .auth import authenticate
+from .db.training_files import TrainingFileFilter, TrainingFileRecord
+from .errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Problem,
+    Unauthenticated,
+    UserError,
+)
+from .inputs import parse_uuid
+from .pagination import MAX_PAGE_SIZE
+from .services import Services
+
+log = logging.getLogger(__name__)
+
+BASE_PATH = "/api/training-files"
+# 80 UUIDs, a 255-character name and a 5000-character description fit many times over.
+MAX_BODY_BYTES = 256 * 1024
+
+_STATUS_OF: tuple[tuple[type[UserError], int], ...] = (
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (InvalidInput, 400),
+    (Conflict, 400),
+)
+_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def rest_routes() -> list[BaseRoute]:
+    """The seed's routes, to mount beside `/graphql`."""
+    return [
+        Route(BASE_PATH, _files, methods=["GET", "POST"]),
+        Route(f"{BASE_PATH}/{{id}}/add-conversations", _add_conversations, methods=["POST"]),
+        Route(f"{BASE_PATH}/{{id}}/download", _download, methods=["GET"]),
+    ]
+
+
+# -- error mapping (the only place HTTP statuses are chosen) ------------------------------------
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _rest_errors(handler: Handler) -> Handler:
+    """Turn service errors into the seed's error bodies, and anything else into a masked 500."""
+
+    @wraps(handler)
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except UserError as error:
+            return _user_error(error)
+        except _BodyTooLarge:
+            message = f"the request body must be at most {MAX_BODY_BYTES} bytes"
+            too_large = InvalidInput(message, problems=[Problem("BODY_TOO_LARGE", message)])
+            return _user_error(too_large, status=413)
+        except Exception:
+            error_id = uuid.uuid4().hex
+            log.exception(
+                "REST %s %s failed (error_id %s)", request.method, request.url.path, error_id
+            )
+            return JSONResponse(
+                {"error": "Internal server error", "error_id": error_id}, status_code=500
+            )
+
+    return wrapper
+
+
+def _user_error(error: UserError, *, status: int | None = None) -> Response:
+    if status is None:
+        status = next((s for kind, s in _STATUS_OF if isinstance(error, kind)), 400)
+    problems = error.problems
+    if len(problems) == 1:
+        message = problems[0].message
+    else:
+        message = f"{error.message}: {'; '.join(p.message for p in problems)}"
+    details = [_problem_json(p) for p in problems]
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": message, "details": details}, status, headers=headers)
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    return {
+        "code": problem.code,
+        "message": problem.message,
+        "field": _CAMEL_HUMP.sub(r"_\1", problem.field).lower() if problem.field else None,
+        "conversation_ids": [str(i) for i in problem.conversation_ids],
+    }
+
+
+# -- request parsing --------------------------------------------------------------------------
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _user_id(request: Request) -> UUID:
+    settings = _services(request).settings
+    return authenticate(
+        request.headers.get("authorization"),
+        secret=settings.jwt_secret,
+        audience=settings.jwt_audience,
+    ).user_id
+
+
+def _file_id(request: Request) -> UUID:
+    return parse_uuid(request.path_params["id"], "id")
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, read with a size cap; 400 for anything else."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _BodyTooLarge
+    raw = bytearray()
+    try:
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY_BYTES:
+                raise _BodyTooLarge
+    except ClientDisconnect:
+        raise InvalidInput("the request body was cut off") from None
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise _invalid_body("the request body must be valid JSON") from None
+    if not isinstance(body, dict):
+        raise _invalid_body(f"the request body must be a JSON object, got {_json_type(body)}")
+    return body
+
+
+def _invalid_body(message: str) -> InvalidInput:
+    return InvalidInput(message, problems=[Problem("INVALID_BODY", message)])
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "null"
+
+
+def _format(request: Request) -> FileFormat:
+    raw = request.query_params.get("format")
+    if raw is None or raw == "":
+        message = "the format query parameter is required: 'json' or 'jsonl'"
+    else:
+        try:
+            return FileFormat(raw)
+        except ValueError:
+            message = f"format must be 'json' or 'jsonl', got {raw!r}"
+    raise InvalidInput(message, problems=[Problem("INVALID_FORMAT", message, "format")])
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+
+def _number(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _timestamp(value: datetime) -> str:
+    return value.isoformat()
+
+
+def _distribution(stored: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """The seed's shape: key -> count per kind, in the file's order of first appearance."""
+    return {
+        kind: {entry["key"]: entry["count"] for entry in stored.get(kind, [])}
+        for kind in ("personas", "emotional_arcs", "training_topics")
+    }
+
+
+def training_file_json(r: TrainingFileRecord) -> dict[str, Any]:
+    """A record as the seed's `training_files` row, plus `version` and `trainable_pairs`."""
+    return {
+        "id": str(r.id),
+        "name": r.name,
+        "description": r.description,
+        "json_file_path": r.json_file_path,
+        "jsonl_file_path": r.jsonl_file_path,
+        "storage_bucket": r.storage_bucket,
+        "conversation_count": r.conversation_count,
+        "total_training_pairs": r.total_training_pairs,
+        "json_file_size": r.json_file_size,
+        "jsonl_file_size": r.jsonl_file_size,
+        "avg_quality_score": _number(r.avg_quality_score),
+        "min_quality_score": _number(r.min_quality_score),
+        "max_quality_score": _number(r.max_quality_score),
+        "human_reviewed_count": r.human_reviewed_count,
+        "scaffolding_distribution": _distribution(r.scaffolding_distribution),
+        "status": r.status,
+        "last_updated_at": _timestamp(r.last_updated_at),
+        "created_by": str(r.created_by),
+        "created_at": _timestamp(r.created_at),
+        "updated_at": _timestamp(r.updated_at),
+        "version": r.version,
+        "trainable_pairs": r.trainable_pairs,
+    }
+
+
+# -- handlers ---------------------------------------------------------------------------------
+
+
+@_rest_errors
+async def _files(request: Request) -> Response:
+    if request.method == "POST":
+        return await _create(request)
+    return await _list(request)
+
+
+async def _list(request: Request) -> Response:
+    user_id = _user_id(request)
+    db = _services(request).db
+    where = TrainingFileFilter(status="active")
+    files: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        page = await list_training_files(db, user_id, where, MAX_PAGE_SIZE, after)
+        files += (training_file_json(r) for r in page.items)
+        if not page.has_next_page or not page.cursors:
+            return JSONResponse({"files": files})
+        after = page.cursors[-1]
+
+
+async def _create(request: Request) -> Response:
+    user_id = _user_id(request)
+    body = await _json_object(request)
+    record = await _services(request).training_files.create_training_file(
+        user_id, body.get("name"), body.get("description"), body.get("conversation_ids")
+    )
+    return JSONResponse({"trainingFile": training_file_json(record)}, status_code=201)
+
+
+@_rest_errors
+async def _add_conversations(request: Request) -> Response:
+    user_id = _user_id(request)
+    file_id = _file_id(request)
+    body = await _json_object(request)
+    record = await _services(request).training_files.add_conversations(
+        user_id, file_id, body.get("conversation_ids")
+    )
+    return JSONResponse({"trainingFile": training_file_json(record)})
+
+
+@_rest_errors
+async def _download(request: Request) -> Response:
+    user_id = _user_id(request)
+    file_id = _file_id(request)
+    file_format = _format(request)
+    services = _services(request)
+    target = await services.training_files.download_target(user_id, file_id, file_format)
+    link = services.download_link(target, str(request.base_url))
+    return JSONResponse(
+        {
+            "download_url": link.url,
+            "filename": link.filename,
+            "expires_in_seconds": link.expires_in_seconds,
+            "expires_at": _timestamp(link.expires_at),
+        }
+    )

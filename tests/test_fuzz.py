@@ -1,0 +1,108 @@
+"""Property-based fuzzing of the whole GraphQL schema through the ASGI app.
+
+Valid and invalid operations generated from the schema itself: no response may be a 500 or
+an unmasked error, and a rejected request must leave the database and storage unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+from graphql import IntValueNode, StringValueNode
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from hypothesis_graphql import Mode, from_schema
+
+from graphql_api.app import create_app
+from graphql_api.config import Settings
+from graphql_api.conversations.importer import ConversationImporter
+from graphql_api.db.database import Database
+from graphql_api.demo import write_demo_set
+from graphql_api.graphql.schema import schema_sdl
+from graphql_api.services import Services
+from graphql_api.storage.local import LocalStorage
+
+from .conftest import USER, bearer
+
+KNOWN_CODES = {"BAD_USER_INPUT", "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "CONFLICT", None}
+SCALARS = {
+    "BigInt": st.integers(min_value=0, max_value=2**53).map(lambda v: IntValueNode(value=str(v))),
+    "DateTime": st.datetimes().map(lambda v: StringValueNode(value=v.isoformat())),
+    "Date": st.dates().map(lambda v: StringValueNode(value=v.isoformat())),
+}
+OPERATIONS = st.one_of(
+    from_schema(schema_sdl(), custom_scalars=SCALARS),
+    from_schema(schema_sdl(), custom_scalars=SCALARS, mode=Mode.NEGATIVE),
+)
+
+
+async def _snapshot(db: Database, storage: LocalStorage) -> tuple[Any, ...]:
+    async with db.session() as conn:
+        files = await conn.fetch("SELECT id, version, status, name FROM training_files ORDER BY id")
+        members = await conn.fetchval("SELECT count(*) FROM training_file_conversations")
+        conversations = await conn.fetchval("SELECT count(*) FROM conversations")
+    objects = sorted(str(p) for p in storage.root.rglob("*") if p.is_file())
+    return [tuple(r) for r in files], members, conversations, objects
+
+
+def _check(response: httpx.Response) -> bool:
+    """Assert the response is well-formed and return whether the request was rejected."""
+    assert response.status_code in (200, 400), response.text
+    body = response.json()
+    text = response.text
+    assert "Traceback" not in text and "asyncpg" not in text and "SELECT " not in text
+    errors = body.get("errors") or []
+    for error in errors:
+        code = error.get("extensions", {}).get("code")
+        assert code in KNOWN_CODES, error
+    user_errors = _user_errors(body.get("data"))
+    return bool(errors or user_errors)
+
+
+def _user_errors(data: Any) -> list[Any]:
+    found: list[Any] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key == "userErrors" and value:
+                found.extend(value)
+            else:
+                found.extend(_user_errors(value))
+    elif isinstance(data, list):
+        for item in data:
+            found.extend(_user_errors(item))
+    return found
+
+
+async def test_fuzz_the_schema(
+    db: Database, storage: LocalStorage, settings: Settings, tmp_path: Path
+) -> None:
+    importer = ConversationImporter(db.pool, storage)
+    for path in write_demo_set(tmp_path / "demo", 5, seed=3):
+        await importer.import_file(path)
+    services = Services(settings, db, storage)
+    app = create_app(settings, services)
+    headers = bearer(settings, USER)
+    loop = asyncio.get_running_loop()
+
+    async def exercise(query: str) -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            before = await _snapshot(db, storage)
+            response = await client.post("/graphql", json={"query": query}, headers=headers)
+            if _check(response):
+                assert await _snapshot(db, storage) == before, query
+
+    # Hypothesis drives a synchronous test; it runs in a thread and hands each request to
+    # this event loop, where the pool and the app live.
+    @hypothesis_settings(
+        max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
+    @given(query=OPERATIONS)
+    def run(query: str) -> None:
+        asyncio.run_coroutine_threadsafe(exercise(query), loop).result(timeout=60)
+
+    await asyncio.to_thread(run)

@@ -1,0 +1,592 @@
+"""The seed's REST routes over HTTP through the app: its own testing checklist, then the errors.
+
+Assertions read what the server left behind (database rows, stored objects) rather than
+trusting the response or the service.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+
+from graphql_api.auth import mint_token
+from graphql_api.config import Settings
+from graphql_api.conversations.importer import ConversationImporter
+from graphql_api.db.database import Database
+from graphql_api.demo import write_demo_set
+from graphql_api.services import Services
+from graphql_api.storage.base import CONVERSATION_BUCKET
+from graphql_api.storage.local import LocalStorage
+
+from .conftest import OTHER_USER, USER, bearer
+
+API = "/api/training-files"
+RECORD_FIELDS = {
+    "id",
+    "name",
+    "description",
+    "json_file_path",
+    "jsonl_file_path",
+    "storage_bucket",
+    "conversation_count",
+    "total_training_pairs",
+    "json_file_size",
+    "jsonl_file_size",
+    "avg_quality_score",
+    "min_quality_score",
+    "max_quality_score",
+    "human_reviewed_count",
+    "scaffolding_distribution",
+    "status",
+    "last_updated_at",
+    "created_by",
+    "created_at",
+    "updated_at",
+    "version",
+    "trainable_pairs",
+}
+
+
+@pytest.fixture
+async def conversation_ids(db: Database, storage: LocalStorage, tmp_path: Path) -> list[UUID]:
+    importer = ConversationImporter(db.pool, storage)
+    ids = []
+    for path in write_demo_set(tmp_path / "demo", 6, seed=7):
+        result = await importer.import_file(path)
+        assert result.conversation_id is not None
+        ids.append(result.conversation_id)
+    return ids
+
+
+# -------------------------------------------------------------------- reading the outcome
+
+
+async def _file_row(db: Database, name: str) -> dict[str, Any] | None:
+    async with db.session() as conn:
+        row = await conn.fetchrow("SELECT * FROM training_files WHERE name = $1", name)
+    return dict(row) if row else None
+
+
+async def _members(db: Database, file_id: UUID) -> list[UUID]:
+    async with db.session() as conn:
+        rows = await conn.fetch(
+            "SELECT conversation_id FROM training_file_conversations"
+            " WHERE training_file_id = $1 ORDER BY position",
+            file_id,
+        )
+    return [r["conversation_id"] for r in rows]
+
+
+def _stored(storage: LocalStorage, bucket: str, key: str) -> bytes:
+    return (storage.root / bucket / key).read_bytes()
+
+
+def _training_objects(storage: LocalStorage) -> dict[str, bytes]:
+    root = storage.root / "training-files"
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+async def _snapshot(db: Database, storage: LocalStorage) -> tuple[Any, ...]:
+    async with db.session() as conn:
+        files = [dict(r) for r in await conn.fetch("SELECT * FROM training_files ORDER BY id")]
+        members = [
+            dict(r)
+            for r in await conn.fetch(
+                "SELECT * FROM training_file_conversations ORDER BY training_file_id, position"
+            )
+        ]
+    return files, members, _training_objects(storage)
+
+
+async def _expected_statistics(
+    db: Database, storage: LocalStorage, ids: list[UUID]
+) -> dict[str, Any]:
+    """Quality, pair counts and distribution computed from the enriched files and their rows."""
+    async with db.session() as conn:
+        rows = {
+            r["conversation_id"]: r
+            for r in await conn.fetch(
+                "SELECT * FROM conversations WHERE conversation_id = ANY($1)", ids
+            )
+        }
+    scores: list[Decimal] = []
+    pairs = trainable = reviewed = 0
+    distribution: dict[str, Counter[str]] = {
+        "personas": Counter(),
+        "emotional_arcs": Counter(),
+        "training_topics": Counter(),
+    }
+    for conversation_id in ids:
+        row = rows[conversation_id]
+        document = json.loads(_stored(storage, CONVERSATION_BUCKET, row["enriched_file_path"]))
+        for pair in document["training_pairs"]:
+            pairs += 1
+            trainable += pair["target_response"] is not None
+            metadata = pair.get("training_metadata") or {}
+            reviewed += metadata.get("human_reviewed") is True
+            score = metadata.get("quality_score", row["quality_score"])
+            if score is not None:
+                scores.append(Decimal(str(score)))
+        for kind, column in (
+            ("personas", "persona_key"),
+            ("emotional_arcs", "emotional_arc_key"),
+            ("training_topics", "training_topic_key"),
+        ):
+            if row[column]:
+                distribution[kind][row[column]] += 1
+
+    def cents(value: Decimal) -> float:
+        return float(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+    return {
+        "total_training_pairs": pairs,
+        "trainable_pairs": trainable,
+        "human_reviewed_count": reviewed,
+        "avg_quality_score": cents(sum(scores) / len(scores)),
+        "min_quality_score": cents(min(scores)),
+        "max_quality_score": cents(max(scores)),
+        "scaffolding_distribution": {k: dict(v) for k, v in distribution.items()},
+    }
+
+
+async def _create(
+    client: httpx.AsyncClient, name: str, ids: list[UUID], **headers: str
+) -> dict[str, Any]:
+    response = await client.post(
+        API, json={"name": name, "conversation_ids": [str(i) for i in ids]}, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    file: dict[str, Any] = response.json()["trainingFile"]
+    return file
+
+
+def _assert_error(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"error", "details"} and isinstance(body["error"], str) and body["error"]
+    for problem in body["details"]:
+        assert set(problem) == {"code", "message", "field", "conversation_ids"}
+    return body
+
+
+# -------------------------------------------------------------------- the seed's checklist
+
+
+async def test_1_create_training_file(
+    client: httpx.AsyncClient, db: Database, storage: LocalStorage, conversation_ids: list[UUID]
+) -> None:
+    chosen = conversation_ids[:3]
+    response = await client.post(
+        API,
+        json={
+            "name": "test_training_file_001",
+            "description": "Test training file for validation",
+            "conversation_ids": [str(i) for i in chosen],
+        },
+    )
+
+    assert response.status_code == 201, response.text
+    file = response.json()["trainingFile"]
+    row = await _file_row(db, "test_training_file_001")
+    assert row is not None and file["id"] == str(row["id"])
+    assert row["conversation_count"] == 3 and row["status"] == "active"
+    assert row["description"] == "Test training file for validation"
+    assert row["created_by"] == USER
+
+    # Both objects exist at the recorded paths, with the recorded sizes.
+    full = json.loads(_stored(storage, row["storage_bucket"], row["json_file_path"]))
+    jsonl = _stored(storage, row["storage_bucket"], row["jsonl_file_path"])
+    assert (
+        len(_stored(storage, row["storage_bucket"], row["json_file_path"])) == row["json_file_size"]
+    )
+    assert len(jsonl) == row["jsonl_file_size"]
+    assert [c["conversation_metadata"]["conversation_id"] for c in full["conversations"]] == [
+        str(i) for i in chosen
+    ]
+    assert await _members(db, row["id"]) == chosen
+
+    expected = await _expected_statistics(db, storage, chosen)
+    for field, value in expected.items():
+        assert file[field] == value, field
+    assert float(row["avg_quality_score"]) == expected["avg_quality_score"]
+    assert (
+        full["training_file_metadata"]["scaffolding_distribution"]
+        == (expected["scaffolding_distribution"])
+    )
+
+    # The seed's columns and types: ids strings, numbers numbers, timestamps ISO 8601.
+    assert set(file) == RECORD_FIELDS
+    assert file["created_by"] == str(USER) and file["version"] == 1
+    assert (file["json_file_path"], file["jsonl_file_path"]) == (
+        row["json_file_path"],
+        row["jsonl_file_path"],
+    )
+    assert isinstance(file["avg_quality_score"], float)
+    assert isinstance(file["json_file_size"], int) and isinstance(file["conversation_count"], int)
+    for stamp in ("created_at", "updated_at", "last_updated_at"):
+        assert datetime.fromisoformat(file[stamp]) == row[stamp]
+
+
+async def test_2_add_conversations(
+    client: httpx.AsyncClient, db: Database, storage: LocalStorage, conversation_ids: list[UUID]
+) -> None:
+    created = await _create(client, "grows", conversation_ids[:3])
+    response = await client.post(
+        f"{API}/{created['id']}/add-conversations",
+        json={"conversation_ids": [str(i) for i in conversation_ids[3:5]]},
+    )
+
+    assert response.status_code == 200, response.text
+    file = response.json()["trainingFile"]
+    row = await _file_row(db, "grows")
+    assert row is not None and row["conversation_count"] == file["conversation_count"] == 5
+    assert await _members(db, row["id"]) == conversation_ids[:5]
+    full = json.loads(_stored(storage, row["storage_bucket"], row["json_file_path"]))
+    assert len(full["conversations"]) == 5
+    lines = _stored(storage, row["storage_bucket"], row["jsonl_file_path"]).decode().splitlines()
+    expected = await _expected_statistics(db, storage, conversation_ids[:5])
+    assert len(lines) == expected["trainable_pairs"] + 1
+    for field, value in expected.items():
+        assert file[field] == value, field
+
+
+async def test_3_duplicate_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient, db: Database, storage: LocalStorage, conversation_ids: list[UUID]
+) -> None:
+    created = await _create(client, "dupes", conversation_ids[:3])
+    before = await _snapshot(db, storage)
+
+    response = await client.post(
+        f"{API}/{created['id']}/add-conversations",
+        json={"conversation_ids": [str(conversation_ids[0])]},
+    )
+
+    body = _assert_error(response, 400)
+    assert body["error"] == f"Conversations already in training file: {conversation_ids[0]}"
+    [problem] = body["details"]
+    assert problem["code"] == "ALREADY_IN_FILE"
+    assert problem["field"] == "conversation_ids"
+    assert problem["conversation_ids"] == [str(conversation_ids[0])]
+    assert await _snapshot(db, storage) == before
+
+
+async def test_4_not_enriched_conversation_blocks_creation(
+    client: httpx.AsyncClient, db: Database, storage: LocalStorage, conversation_ids: list[UUID]
+) -> None:
+    pending = uuid4()
+    async with db.session() as conn:
+        await conn.execute(
+            "INSERT INTO conversations (conversation_id, enrichment_status)"
+            " VALUES ($1, 'not_started')",
+            pending,
+        )
+
+    response = await client.post(
+        API,
+        json={"name": "test_invalid", "conversation_ids": [str(conversation_ids[0]), str(pending)]},
+    )
+
+    body = _assert_error(response, 400)
+    assert str(pending) in body["error"] and "enrich" in body["error"]
+    [problem] = body["details"]
+    assert problem["code"] == "NOT_ELIGIBLE" and problem["conversation_ids"] == [str(pending)]
+    assert await _file_row(db, "test_invalid") is None
+    assert _training_objects(storage) == {}
+
+
+async def test_5_download_json(
+    client: httpx.AsyncClient, db: Database, storage: LocalStorage, conversation_ids: list[UUID]
+) -> None:
+    await _create(client, "downloadable", conversation_ids[:3])
+    row = await _file_row(db, "downloadable")
+    assert row is not None
+
+    response = await client.get(f"{API}/{row['id']}/download", params={"format": "json"})
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["filename"] == "downloadable.json"
+    assert body["expires_in_seconds"] == 3600
+    assert datetime.fromisoformat(body["expires_at"]).tzinfo is not None
+    downloaded = await client.get(body["download_url"], headers={"Authorization": ""})
+    assert downloaded.status_code == 200
+    assert downloaded.content == _stored(storage, row["storage_bucket"], row["json_file_path"])
+    full = json.loads(downloaded.content)
+    assert full["training_file_metadata"]["total_conversations"] == 3
+    assert 'filename="downloadable.json"' in downloaded.headers["content-disposition"]
+
+
+async def test_6_download_jsonl(
+    client: httpx.AsyncClient, db: Database, storage: LocalStorage, conversation_ids: list[UUID]
+) -> None:
+    await _create(client, "lines", conversation_ids[:3])
+    row = await _file_row(db, "lines")
+    assert row is not None
+
+    response = await client.get(f"{API}/{row['id']}/download", params={"format": "jsonl"})
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["filename"], body["expires_in_seconds"]) == ("lines.jsonl", 3600)
+    downloaded = await client.get(body["download_url"])
+    assert downloaded.status_code == 200
+    assert downloaded.content == _stored(storage, row["storage_bucket"], row["jsonl_file_path"])
+    lines = [json.loads(line) for line in downloaded.text.splitlines()]
+    assert len(lines) == lines[0]["_meta"]["total_pairs"] + 1
+    assert lines[0]["_meta"]["total_pairs"] == row["trainable_pairs"]
+    assert all(line["target_response"] is not None for line in lines[1:])
+
+
+async def test_7_list_active_files_newest_first(
+    client: httpx.AsyncClient, settings: Settings, db: Database, conversation_ids: list[UUID]
+) -> None:
+    names = ["first", "second", "third", "theirs"]
+    for index, name in enumerate(names[:3]):
+        await _create(client, name, [conversation_ids[index]])
+    await _create(client, "theirs", [conversation_ids[3]], **bearer(settings, OTHER_USER))
+    async with db.session() as conn:
+        await conn.execute("UPDATE training_files SET status = 'archived' WHERE name = 'second'")
+        expected = [
+            str(r["id"])
+            for r in await conn.fetch(
+                "SELECT id FROM training_files WHERE status = 'active'"
+                " ORDER BY created_at DESC, id DESC"
+            )
+        ]
+
+    response = await client.get(API)
+
+    assert response.status_code == 200, response.text
+    files = response.json()["files"]
+    assert [f["name"] for f in files] == ["theirs", "third", "first"]
+    assert [f["id"] for f in files] == expected
+    assert all(set(f) == RECORD_FIELDS and f["status"] == "active" for f in files)
+
+
+async def test_list_returns_every_active_file_across_pages(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    async with db.session() as conn:
+        await conn.execute(
+            "INSERT INTO training_files (name, created_by, created_at)"
+            " SELECT 'bulk-' || g, $1, now() - g * interval '1 second'"
+            " FROM generate_series(1, 230) AS g",
+            USER,
+        )
+
+    response = await client.get(API)
+
+    assert response.status_code == 200
+    names = [f["name"] for f in response.json()["files"]]
+    assert names == [f"bulk-{g}" for g in range(1, 231)]
+
+
+# -------------------------------------------------------------------- errors
+
+
+def _routes(file_id: str) -> list[tuple[str, str, dict[str, Any] | None]]:
+    return [
+        ("GET", API, None),
+        ("POST", API, {"name": "anonymous", "conversation_ids": [str(uuid4())]}),
+        ("POST", f"{API}/{file_id}/add-conversations", {"conversation_ids": [str(uuid4())]}),
+        ("GET", f"{API}/{file_id}/download?format=json", None),
+    ]
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer not-a-jwt", "Basic dXNlcjpwYXNz"])
+async def test_every_route_needs_a_valid_token(
+    anonymous_client: httpx.AsyncClient,
+    settings: Settings,
+    db: Database,
+    storage: LocalStorage,
+    conversation_ids: list[UUID],
+    authorization: str | None,
+) -> None:
+    file = await _create(anonymous_client, "owned", conversation_ids[:1], **bearer(settings, USER))
+    before = await _snapshot(db, storage)
+    headers = {"Authorization": authorization} if authorization else {}
+    for method, path, body in _routes(file["id"]):
+        response = await anonymous_client.request(method, path, json=body, headers=headers)
+        _assert_error(response, 401)
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert await _snapshot(db, storage) == before
+
+
+async def test_an_expired_token_is_refused(
+    anonymous_client: httpx.AsyncClient, settings: Settings
+) -> None:
+    token = mint_token(
+        USER, secret=settings.jwt_secret, ttl_seconds=60, now=datetime(2020, 1, 1, tzinfo=UTC)
+    )
+    response = await anonymous_client.get(API, headers={"Authorization": f"Bearer {token}"})
+    assert "expired" in _assert_error(response, 401)["error"]
+
+
+async def test_unknown_file_is_404(client: httpx.AsyncClient, conversation_ids: list[UUID]) -> None:
+    missing = uuid4()
+    add = await client.post(
+        f"{API}/{missing}/add-conversations", json={"conversation_ids": [str(conversation_ids[0])]}
+    )
+    assert str(missing) in _assert_error(add, 404)["error"]
+    download = await client.get(f"{API}/{missing}/download", params={"format": "json"})
+    assert str(missing) in _assert_error(download, 404)["error"]
+
+
+@pytest.mark.parametrize("path", ["add-conversations", "download?format=json"])
+async def test_an_id_that_is_not_a_uuid_is_400_naming_it(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    method = "POST" if path == "add-conversations" else "GET"
+    response = await client.request(
+        method, f"{API}/not-a-uuid/{path}", json={"conversation_ids": [str(uuid4())]}
+    )
+    assert "not-a-uuid" in _assert_error(response, 400)["error"]
+
+
+@pytest.mark.parametrize("query", ["", "?format=", "?format=xml", "?format=JSON", "?fmt=json"])
+async def test_download_needs_format_json_or_jsonl(
+    client: httpx.AsyncClient, conversation_ids: list[UUID], query: str
+) -> None:
+    file = await _create(client, "formats", conversation_ids[:1])
+    response = await client.get(f"{API}/{file['id']}/download{query}")
+    body = _assert_error(response, 400)
+    assert "json" in body["error"] and "jsonl" in body["error"]
+    assert [p["field"] for p in body["details"]] == ["format"]
+
+
+async def test_another_users_file_is_readable_but_not_changeable(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    db: Database,
+    storage: LocalStorage,
+    conversation_ids: list[UUID],
+) -> None:
+    file = await _create(client, "mine", conversation_ids[:2])
+    before = await _snapshot(db, storage)
+    other = bearer(settings, OTHER_USER)
+
+    add = await client.post(
+        f"{API}/{file['id']}/add-conversations",
+        json={"conversation_ids": [str(conversation_ids[2])]},
+        headers=other,
+    )
+    assert _assert_error(add, 403)["details"][0]["code"] == "FORBIDDEN"
+    assert await _snapshot(db, storage) == before
+
+    # Everyone authenticated reads every file (the seed's policy), downloads included.
+    listed = await client.get(API, headers=other)
+    assert [f["id"] for f in listed.json()["files"]] == [file["id"]]
+    download = await client.get(f"{API}/{file['id']}/download?format=jsonl", headers=other)
+    assert download.status_code == 200
+
+
+async def test_adding_to_an_archived_file_is_400(
+    client: httpx.AsyncClient, db: Database, conversation_ids: list[UUID]
+) -> None:
+    file = await _create(client, "shelved", conversation_ids[:1])
+    async with db.session() as conn:
+        await conn.execute(
+            "UPDATE training_files SET status = 'archived' WHERE id = $1", UUID(file["id"])
+        )
+    response = await client.post(
+        f"{API}/{file['id']}/add-conversations",
+        json={"conversation_ids": [str(conversation_ids[1])]},
+    )
+    body = _assert_error(response, 400)
+    assert "archived" in body["error"] and body["details"][0]["code"] == "CONFLICT"
+    assert await _members(db, UUID(file["id"])) == conversation_ids[:1]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"{not json", "valid JSON"),
+        (b"", "valid JSON"),
+        (b"\xff\xfe\x00", "valid JSON"),
+        (b"[" * 100_000, "valid JSON"),
+        (b'["a", "b"]', "JSON object, got an array"),
+        (b'"text"', "JSON object, got a string"),
+        (b"null", "JSON object, got null"),
+    ],
+)
+async def test_a_body_that_is_not_a_json_object_is_400(
+    client: httpx.AsyncClient,
+    db: Database,
+    conversation_ids: list[UUID],
+    content: bytes,
+    message: str,
+) -> None:
+    file = await _create(client, "target", conversation_ids[:1])
+    for path in (API, f"{API}/{file['id']}/add-conversations"):
+        response = await client.post(
+            path, content=content, headers={"Content-Type": "application/json"}
+        )
+        body = _assert_error(response, 400)
+        assert message in body["error"]
+        assert [p["code"] for p in body["details"]] == ["INVALID_BODY"]
+    assert await _members(db, UUID(file["id"])) == conversation_ids[:1]
+
+
+@pytest.mark.parametrize("ids", ["abc", {"id": "x"}, None, 7])
+async def test_conversation_ids_must_be_a_list(
+    client: httpx.AsyncClient, db: Database, ids: object
+) -> None:
+    body = _assert_error(await client.post(API, json={"name": "x", "conversation_ids": ids}), 400)
+    assert "list" in body["error"]
+    assert body["details"][0]["field"] == "conversation_ids"
+    assert await _file_row(db, "x") is None
+
+
+async def test_several_problems_are_all_reported(client: httpx.AsyncClient, db: Database) -> None:
+    unknown = uuid4()
+    body = _assert_error(
+        await client.post(API, json={"name": "", "conversation_ids": [str(unknown), "nope"]}), 400
+    )
+    codes = [p["code"] for p in body["details"]]
+    assert set(codes) == {"INVALID_NAME", "INVALID_ID", "NOT_FOUND"}
+    for problem in body["details"]:
+        assert problem["message"] in body["error"]
+    [not_found] = [p for p in body["details"] if p["code"] == "NOT_FOUND"]
+    assert not_found["conversation_ids"] == [str(unknown)]
+    async with db.session() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM training_files") == 0
+
+
+async def test_an_oversized_body_is_413(client: httpx.AsyncClient, db: Database) -> None:
+    huge = {"name": "big", "description": "x" * 300_000, "conversation_ids": [str(uuid4())]}
+    response = await client.post(API, json=huge)
+    assert _assert_error(response, 413)["details"][0]["code"] == "BODY_TOO_LARGE"
+    assert await _file_row(db, "big") is None
+
+
+async def test_an_unexpected_failure_is_a_masked_500_with_a_logged_id(
+    client: httpx.AsyncClient,
+    services: Services,
+    conversation_ids: list[UUID],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(*args: object) -> None:
+        raise RuntimeError("s3cr3t connection string")
+
+    monkeypatch.setattr(services.training_files, "create_training_file", broken)
+    with caplog.at_level(logging.ERROR, logger="graphql_api.rest"):
+        response = await client.post(
+            API, json={"name": "boom", "conversation_ids": [str(conversation_ids[0])]}
+        )
+
+    assert response.status_code == 500
+    body = response.json()
+    assert set(body) == {"error", "error_id"} and body["error"] == "Internal server error"
+    assert "s3cr3t" not in response.text and "Traceback" not in response.text
+    [record] = [r for r in caplog.records if body["error_id"] in r.getMessage()]
+    assert record.exc_info is not None and "s3cr3t" in str(record.exc_info[1])
