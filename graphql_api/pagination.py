@@ -7,7 +7,7 @@ import binascii
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 from uuid import UUID
 
@@ -83,9 +83,17 @@ def decode_after(after: str | None) -> Cursor | None:
         cursor = Cursor.decode(after)
     except InvalidCursor as error:
         raise InvalidInput(str(error)) from None
-    if cursor.sort_at is None or cursor.id is None:
+    if cursor.sort_at is None or cursor.id is None or not _storable(cursor.sort_at):
         raise InvalidInput(f"cursor {after!r} does not belong to this list")
     return cursor
+
+
+def _storable(moment: datetime) -> bool:
+    """Whether PostgreSQL can compare with it: forged cursors may hold any date."""
+    try:
+        return moment.utcoffset() is not None and moment.astimezone(UTC).year >= 1
+    except (OverflowError, ValueError):
+        return False
 
 
 async def keyset_page(

@@ -160,6 +160,9 @@ class TrainingFile:
         )
 
 
+_MAX_POSITION = 2**31 - 1
+
+
 def _position(after: str | None) -> int:
     """The position an `after` cursor of a file's conversations points at; -1 for none."""
     if not after:
@@ -168,7 +171,8 @@ def _position(after: str | None) -> int:
         cursor = Cursor.decode(after)
     except InvalidCursor as error:
         raise InvalidInput(str(error)) from None
-    if cursor.position is None:
+    # Positions are non-negative int4s; anything else was not made here (and would fail in SQL).
+    if cursor.position is None or not 0 <= cursor.position <= _MAX_POSITION:
         raise InvalidInput(f"cursor {after!r} does not belong to this list")
     return cursor.position
 

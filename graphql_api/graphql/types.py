@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import strawberry
@@ -100,7 +100,8 @@ class ScaffoldingDistribution:
 def _percentage(part: int, whole: int) -> float:
     if not whole:
         return 0.0
-    return float((Decimal(part * 100) / whole).quantize(Decimal("0.01")))
+    # Half up, as the file's own metadata rounds: both must show the same number.
+    return float((Decimal(part * 100) / whole).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
 def quality_summary(r: TrainingFileRecord) -> QualitySummary:
