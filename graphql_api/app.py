@@ -73,7 +73,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             yield
             return
         pool = await open_database(settings)
-        storage = open_storage(settings)
+        storage = await open_storage(settings)
         app.state.services = Services(settings, Database(pool), storage)
         sweeper = asyncio.create_task(_sweep_forever(app.state.services))
         try:

@@ -16,6 +16,7 @@ from rich.table import Table
 from .config import ConfigError, Settings
 from .conversations.importer import ConversationImporter, ImportResult, Outcome
 from .db.migrate import MigrationError
+from .storage.base import StorageError
 
 console = Console(stderr=True)
 
@@ -27,8 +28,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         sys.exit(args.run(args) or 0)
-    except (ConfigError, MigrationError) as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False)
+    except (ConfigError, MigrationError, StorageError) as error:
+        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -99,7 +100,11 @@ async def _prepare_for_serving(settings: Settings, *, demo: bool) -> None:
                 f"Empty database: importing {settings.demo_conversations} demo conversations"
             )
             paths = write_demo_set(out, settings.demo_conversations, DEMO_SEED)
-            await _import_with_progress(ConversationImporter(pool, open_storage(settings)), paths)
+            storage = await open_storage(settings)
+            try:
+                await _import_with_progress(ConversationImporter(pool, storage), paths)
+            finally:
+                await storage.close()
     finally:
         await pool.close()
 
@@ -134,8 +139,11 @@ def _import(args: argparse.Namespace) -> int:
     async def run() -> list[ImportResult]:
         pool = await open_database(settings)
         try:
-            importer = ConversationImporter(pool, open_storage(settings))
-            return await _import_with_progress(importer, paths)
+            storage = await open_storage(settings)
+            try:
+                return await _import_with_progress(ConversationImporter(pool, storage), paths)
+            finally:
+                await storage.close()
         finally:
             await pool.close()
 

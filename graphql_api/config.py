@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from .storage.s3 import S3Config
+
 
 class ConfigError(Exception):
     """An environment variable has a value the server cannot use."""
@@ -19,6 +21,7 @@ class Settings:
     data_dir: Path
     database_url: str | None
     storage_url: str
+    s3: S3Config | None
     jwt_secret: str
     jwt_audience: str | None
     host: str
@@ -40,10 +43,12 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         data_dir = Path(env.get("DATA_DIR") or ".data").expanduser().resolve()
+        storage_url = _storage_url(env.get("STORAGE_URL"), data_dir)
         return cls(
             data_dir=data_dir,
             database_url=_database_url(env.get("DATABASE_URL")),
-            storage_url=_storage_url(env.get("STORAGE_URL"), data_dir),
+            storage_url=storage_url,
+            s3=_s3(storage_url, env),
             jwt_secret=_jwt_secret(env.get("JWT_SECRET"), data_dir),
             jwt_audience=env.get("JWT_AUDIENCE") or None,
             host=env.get("HOST") or "127.0.0.1",
@@ -141,11 +146,27 @@ def _storage_url(raw: str | None, data_dir: Path) -> str:
     if not raw:
         return (data_dir / "storage").as_uri()
     parsed = urlparse(raw)
+    if parsed.scheme == "s3":
+        if raw.rstrip("/") != "s3:":
+            raise ConfigError(
+                "STORAGE_URL must be plain s3:// (buckets come from S3_CONVERSATION_BUCKET "
+                f"and S3_TRAINING_BUCKET), got {raw!r}"
+            )
+        return "s3://"
     if parsed.scheme != "file":
-        raise ConfigError(f"STORAGE_URL must be a file:// URL, got {raw!r}")
+        raise ConfigError(f"STORAGE_URL must be a file:// or s3:// URL, got {raw!r}")
     if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
         raise ConfigError(f"STORAGE_URL must be an absolute file:///path URL, got {raw!r}")
     return raw
+
+
+def _s3(storage_url: str, env: Mapping[str, str]) -> S3Config | None:
+    if storage_url != "s3://":
+        return None
+    try:
+        return S3Config.from_env(env)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _jwt_secret(raw: str | None, data_dir: Path) -> str:

@@ -323,7 +323,7 @@ async def _download(request: Request) -> Response:
     file_format = _format(request)
     services = _services(request)
     target = await services.training_files.download_target(user_id, file_id, file_format)
-    link = services.download_link(target, str(request.base_url))
+    link = await services.download_link(target, str(request.base_url))
     return JSONResponse(
         {
             "download_url": link.url,

@@ -10,6 +10,7 @@ from .db.migrate import apply_migrations
 from .db.pool import create_pool
 from .storage.base import Storage
 from .storage.local import LocalStorage
+from .storage.s3 import S3Storage
 
 
 async def database_dsn(settings: Settings) -> str:
@@ -27,5 +28,14 @@ async def open_database(settings: Settings, *, migrate: bool = True) -> asyncpg.
     return pool
 
 
-def open_storage(settings: Settings) -> Storage:
-    return LocalStorage(settings.storage_path)
+async def open_storage(settings: Settings) -> Storage:
+    """The configured backend; S3 opens one client here, closed by `Storage.close`."""
+    if settings.s3 is None:
+        return LocalStorage(settings.storage_path)
+    storage = await S3Storage.open(settings.s3)
+    try:
+        await storage.check()  # fail at start, naming any bucket that is missing
+    except BaseException:
+        await storage.close()
+        raise
+    return storage

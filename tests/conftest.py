@@ -20,7 +20,12 @@ from graphql_api.db.embedded import ensure_database, start_embedded
 from graphql_api.db.migrate import apply_migrations
 from graphql_api.db.pool import create_pool
 from graphql_api.services import Services
+from graphql_api.storage.base import Storage
 from graphql_api.storage.local import LocalStorage
+from graphql_api.storage.s3 import S3Storage
+
+# The S3 servers (moto, rclone) and their fixtures.
+pytest_plugins = ["tests.s3_servers"]
 
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "brightrun-v4"
 EXAMPLES_DIR = SHARED_DIR / "enriched-examples"
@@ -75,9 +80,22 @@ async def db(pool: asyncpg.Pool) -> AsyncIterator[Database]:
     )
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Modules that set `STORAGE_BACKENDS` run every test using `storage` on each backend."""
+    backends = getattr(metafunc.module, "STORAGE_BACKENDS", None)
+    if backends and "storage" in metafunc.fixturenames:
+        metafunc.parametrize("storage", backends, indirect=True)
+
+
 @pytest.fixture
-def storage(tmp_path: Path) -> LocalStorage:
-    return LocalStorage(tmp_path / "storage")
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    """Local storage in a temp dir, or S3 on an emptied moto server when parametrized."""
+    if getattr(request, "param", "local") == "s3":
+        backend: Storage = await S3Storage.open(request.getfixturevalue("moto").config())
+    else:
+        backend = LocalStorage(tmp_path / "storage")
+    yield backend
+    await backend.close()
 
 
 @pytest.fixture
@@ -86,7 +104,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def services(settings: Settings, db: Database, storage: LocalStorage) -> Services:
+def services(settings: Settings, db: Database, storage: Storage) -> Services:
     return Services(settings, db, storage)
 
 

@@ -33,17 +33,8 @@ BUCKET = TRAINING_BUCKET
 BIG = 3 * CHUNK_SIZE + 12_345
 
 
-@pytest.fixture(params=["local"], ids=["local"])
-async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
-    backend = _make_backend(request.param, tmp_path)
-    yield backend
-    await backend.close()
-
-
-def _make_backend(name: str, tmp_path: Path) -> Storage:
-    if name == "local":
-        return LocalStorage(tmp_path / "storage")
-    raise AssertionError(f"unknown backend {name}")
+# Every test taking `storage` (the fixture in conftest.py) runs on each backend.
+STORAGE_BACKENDS = ("local", "s3")
 
 
 @pytest.fixture

@@ -20,8 +20,7 @@ from graphql_api.conversations.importer import ConversationImporter
 from graphql_api.db.database import Database
 from graphql_api.demo import write_demo_set
 from graphql_api.errors import Conflict, Forbidden, InvalidInput, NotFound
-from graphql_api.storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, read_all
-from graphql_api.storage.local import LocalStorage
+from graphql_api.storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, Storage, read_all
 
 from .storage_wrappers import InjectedFailure, InstrumentedStorage
 
@@ -30,13 +29,16 @@ SCHEMA = json.loads(
         Path(__file__).resolve().parents[1] / "graphql_api/aggregation/training_file.schema.json"
     ).read_text()
 )
+# Every test taking `storage` runs on local storage and on S3 (moto).
+STORAGE_BACKENDS = ("local", "s3")
+
 OWNER = UUID("00000000-0000-4000-8000-000000000001")
 OTHER = UUID("00000000-0000-4000-8000-000000000002")
 TIMESTAMP = re.compile(rb'"(created_date|last_updated)": "[^"]+"')
 
 
 @pytest.fixture
-def instrumented(storage: LocalStorage) -> InstrumentedStorage:
+def instrumented(storage: Storage) -> InstrumentedStorage:
     return InstrumentedStorage(storage)
 
 
@@ -47,7 +49,7 @@ def service(db: Database, instrumented: InstrumentedStorage) -> TrainingFileServ
 
 @pytest.fixture
 async def conversation_ids(
-    db: Database, storage: LocalStorage, tmp_path: Path
+    db: Database, storage: Storage, tmp_path: Path
 ) -> AsyncIterator[list[UUID]]:
     importer = ConversationImporter(db.pool, storage)
     ids = []
@@ -56,14 +58,14 @@ async def conversation_ids(
     yield ids
 
 
-async def _objects(storage: LocalStorage) -> dict[str, bytes]:
-    root = storage.root / TRAINING_BUCKET
+async def _objects(storage: Storage) -> dict[str, bytes]:
     return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+        key: await read_all(storage, TRAINING_BUCKET, key)
+        for key in await storage.list_keys(TRAINING_BUCKET)
     }
 
 
-async def _snapshot(db: Database, storage: LocalStorage) -> tuple[Any, ...]:
+async def _snapshot(db: Database, storage: Storage) -> tuple[Any, ...]:
     async with db.session() as conn:
         files = [dict(r) for r in await conn.fetch("SELECT * FROM training_files ORDER BY id")]
         members = [
@@ -76,15 +78,16 @@ async def _snapshot(db: Database, storage: LocalStorage) -> tuple[Any, ...]:
     return files, members, await _objects(storage)
 
 
-async def _download(storage: LocalStorage, key: str) -> bytes:
+async def _download(storage: Storage, key: str) -> bytes:
     return await read_all(storage, TRAINING_BUCKET, key)
 
 
-async def _documents(storage: LocalStorage, ids: list[UUID]) -> list[dict[str, Any]]:
+async def _documents(storage: Storage, ids: list[UUID]) -> list[dict[str, Any]]:
+    keys = await storage.list_keys(CONVERSATION_BUCKET)
     docs = []
     for conversation_id in ids:
-        [path] = (storage.root / CONVERSATION_BUCKET / str(conversation_id)).glob("*.json")
-        docs.append(json.loads(path.read_bytes()))
+        [key] = [k for k in keys if k.startswith(f"{conversation_id}/")]
+        docs.append(json.loads(await read_all(storage, CONVERSATION_BUCKET, key)))
     return docs
 
 
@@ -92,7 +95,7 @@ async def _documents(storage: LocalStorage, ids: list[UUID]) -> list[dict[str, A
 
 
 async def test_create_with_three(
-    service: TrainingFileService, db: Database, storage: LocalStorage, conversation_ids: list[UUID]
+    service: TrainingFileService, db: Database, storage: Storage, conversation_ids: list[UUID]
 ) -> None:
     chosen = conversation_ids[:3]
     record = await service.create_training_file(OWNER, "test_training_file_001", "Test", chosen)
@@ -147,7 +150,7 @@ async def test_create_with_three(
 
 
 async def test_add_two_then_file_has_five(
-    service: TrainingFileService, storage: LocalStorage, conversation_ids: list[UUID]
+    service: TrainingFileService, storage: Storage, conversation_ids: list[UUID]
 ) -> None:
     created = await service.create_training_file(OWNER, "five", None, conversation_ids[:3])
     added = await service.add_conversations(OWNER, created.id, conversation_ids[3:5])
@@ -165,7 +168,7 @@ async def test_add_two_then_file_has_five(
 
 
 async def test_duplicate_add_names_the_id_and_changes_nothing(
-    service: TrainingFileService, db: Database, storage: LocalStorage, conversation_ids: list[UUID]
+    service: TrainingFileService, db: Database, storage: Storage, conversation_ids: list[UUID]
 ) -> None:
     created = await service.create_training_file(OWNER, "dupes", None, conversation_ids[:3])
     before = await _snapshot(db, storage)
@@ -180,7 +183,7 @@ async def test_duplicate_add_names_the_id_and_changes_nothing(
 
 
 async def test_not_enriched_conversation_blocks_creation(
-    service: TrainingFileService, db: Database, storage: LocalStorage, conversation_ids: list[UUID]
+    service: TrainingFileService, db: Database, storage: Storage, conversation_ids: list[UUID]
 ) -> None:
     pending = uuid4()
     async with db.session() as conn:
@@ -199,7 +202,7 @@ async def test_not_enriched_conversation_blocks_creation(
 
 
 async def test_downloads_are_valid_json_and_jsonl(
-    service: TrainingFileService, storage: LocalStorage, conversation_ids: list[UUID]
+    service: TrainingFileService, storage: Storage, conversation_ids: list[UUID]
 ) -> None:
     record = await service.create_training_file(OWNER, "downloadable", None, conversation_ids[:6])
 
@@ -224,7 +227,7 @@ async def test_downloads_are_valid_json_and_jsonl(
 
 
 async def test_create_then_add_equals_create_all(
-    service: TrainingFileService, storage: LocalStorage, conversation_ids: list[UUID]
+    service: TrainingFileService, storage: Storage, conversation_ids: list[UUID]
 ) -> None:
     a, b = conversation_ids[:7], conversation_ids[7:15]
     stepwise = await service.create_training_file(OWNER, "same", None, a)
@@ -267,7 +270,7 @@ async def test_add_reads_only_the_added_conversations(
 
 
 async def test_every_problem_is_reported_together(
-    service: TrainingFileService, db: Database, storage: LocalStorage, conversation_ids: list[UUID]
+    service: TrainingFileService, db: Database, storage: Storage, conversation_ids: list[UUID]
 ) -> None:
     missing = uuid4()
     before = await _snapshot(db, storage)
@@ -309,7 +312,7 @@ async def test_names_are_unique_and_checked(
 
 
 async def test_only_the_owner_adds_and_the_database_itself_refuses_others(
-    service: TrainingFileService, db: Database, storage: LocalStorage, conversation_ids: list[UUID]
+    service: TrainingFileService, db: Database, storage: Storage, conversation_ids: list[UUID]
 ) -> None:
     created = await service.create_training_file(OWNER, "mine", None, conversation_ids[:2])
     before = await _snapshot(db, storage)
@@ -365,7 +368,7 @@ async def test_archived_files_take_no_additions_until_restored(
 
 
 async def test_concurrent_adds_lose_nothing(
-    service: TrainingFileService, storage: LocalStorage, conversation_ids: list[UUID]
+    service: TrainingFileService, storage: Storage, conversation_ids: list[UUID]
 ) -> None:
     created = await service.create_training_file(OWNER, "busy", None, conversation_ids[:2])
     disjoint = [conversation_ids[2 + 2 * i : 4 + 2 * i] for i in range(6)]  # 12 ids in 6 tasks
@@ -396,7 +399,7 @@ async def test_storage_failure_mid_write_leaves_the_previous_version_intact(
     service: TrainingFileService,
     instrumented: InstrumentedStorage,
     db: Database,
-    storage: LocalStorage,
+    storage: Storage,
     conversation_ids: list[UUID],
 ) -> None:
     created = await service.create_training_file(OWNER, "fragile", None, conversation_ids[:4])
@@ -412,7 +415,7 @@ async def test_storage_failure_mid_write_leaves_the_previous_version_intact(
 
 
 async def test_old_versions_are_swept_only_after_links_expire(
-    service: TrainingFileService, storage: LocalStorage, conversation_ids: list[UUID]
+    service: TrainingFileService, storage: Storage, conversation_ids: list[UUID]
 ) -> None:
     from datetime import UTC, datetime, timedelta
 

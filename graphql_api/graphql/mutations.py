@@ -143,7 +143,7 @@ class Mutation:
             target = await ctx.services.training_files.download_target(
                 user_id, file_id, FileFormat(input.format.value)
             )
-            return ctx.services.download_link(target, ctx.base_url)
+            return await ctx.services.download_link(target, ctx.base_url)
 
         result, errors = await _attempt(link)
         return DownloadUrlPayload(

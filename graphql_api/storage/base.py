@@ -94,6 +94,10 @@ class Storage(Protocol):
 
     async def exists(self, bucket: str, key: str) -> bool: ...
 
+    async def list_keys(self, bucket: str) -> list[str]:
+        """Every key in the bucket, sorted (for operators and tests; not on any hot path)."""
+        ...
+
     async def size(self, bucket: str, key: str) -> int:
         """The object's size in bytes. Raises `ObjectNotFound`."""
         ...

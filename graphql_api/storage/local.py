@@ -98,6 +98,18 @@ class LocalStorage:
             raise ObjectNotFound(f"{bucket}/{key}")
         return st.st_size
 
+    async def list_keys(self, bucket: str) -> list[str]:
+        directory = self._bucket_dirs[validate_bucket(bucket)]
+
+        def walk() -> list[str]:
+            return sorted(
+                str(p.relative_to(directory))
+                for p in directory.rglob("*")
+                if p.is_file() and not p.name.endswith(_TEMP_SUFFIX)
+            )
+
+        return await asyncio.to_thread(walk)
+
     async def check(self) -> None:
         await asyncio.to_thread(self._check)
 

@@ -1,0 +1,140 @@
+"""A training file past 20 MiB on S3: the same bytes as on local storage, the add splice
+copied inside the store, and a failure mid multipart upload that leaves no trace."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from graphql_api.aggregation.service import TrainingFileService
+from graphql_api.conversations.importer import ConversationImporter
+from graphql_api.db.database import Database
+from graphql_api.demo import write_demo_set
+from graphql_api.storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, iter_bytes, read_all
+from graphql_api.storage.local import LocalStorage
+from graphql_api.storage.s3 import S3Storage
+
+from .s3_servers import MotoServer
+from .storage_wrappers import InjectedFailure, InstrumentedStorage
+
+OWNER = UUID("00000000-0000-4000-8000-0000000000cc")
+MiB = 1024 * 1024
+BATCH = 80
+TIMESTAMPS = re.compile(rb'"(created_date|last_updated)": "[^"]+"')
+
+
+@pytest.fixture
+async def s3(moto: MotoServer) -> AsyncIterator[S3Storage]:
+    backend = await S3Storage.open(moto.config())
+    yield backend
+    await backend.close()
+
+
+@pytest.fixture
+async def conversations(
+    db: Database, s3: S3Storage, tmp_path: Path
+) -> tuple[LocalStorage, list[UUID]]:
+    """320 conversations imported once; their files stored in both backends under one key."""
+    local = LocalStorage(tmp_path / "local")
+    importer = ConversationImporter(db.pool, local)
+    ids = [
+        (await importer.import_file(p)).conversation_id
+        for p in write_demo_set(tmp_path / "demo", 4 * BATCH, seed=2024)
+    ]
+    for key in await local.list_keys(CONVERSATION_BUCKET):
+        data = await read_all(local, CONVERSATION_BUCKET, key)
+        await s3.put(CONVERSATION_BUCKET, key, iter_bytes(data))
+    return local, [i for i in ids if i is not None]
+
+
+async def _build(service: TrainingFileService, name: str, ids: list[UUID]) -> list[object]:
+    versions = [await service.create_training_file(OWNER, name, None, ids[:BATCH])]
+    for start in range(BATCH, len(ids), BATCH):
+        versions.append(
+            await service.add_conversations(OWNER, versions[0].id, ids[start : start + BATCH])
+        )  # type: ignore[attr-defined]
+    return versions
+
+
+async def test_large_file_on_s3_equals_local_and_the_splice_is_copied_server_side(
+    db: Database, s3: S3Storage, conversations: tuple[LocalStorage, list[UUID]]
+) -> None:
+    local, ids = conversations
+    on_local = await _build(TrainingFileService(db, local), "large-file-L", ids[: 3 * BATCH])
+    on_s3 = await _build(TrainingFileService(db, s3), "large-file-S", ids[: 3 * BATCH])
+
+    before_last = on_s3[-1]
+    s3.stats.uploaded_bytes = s3.stats.copied_bytes = 0
+    last_s3 = await TrainingFileService(db, s3).add_conversations(
+        OWNER,
+        before_last.id,
+        ids[3 * BATCH :],  # type: ignore[attr-defined]
+    )
+    last_local = await TrainingFileService(db, local).add_conversations(
+        OWNER,
+        on_local[-1].id,
+        ids[3 * BATCH :],  # type: ignore[attr-defined]
+    )
+
+    assert last_s3.json_file_size > 20 * MiB
+    for key_of in (lambda r: r.json_file_path, lambda r: r.jsonl_file_path):
+        from_s3 = await read_all(s3, TRAINING_BUCKET, key_of(last_s3))
+        from_local = await read_all(local, TRAINING_BUCKET, key_of(last_local))
+        assert TIMESTAMPS.sub(b"", from_s3).replace(b"large-file-S", b"large-file-L") == (
+            TIMESTAMPS.sub(b"", from_local)
+        )
+
+    json_old_body = before_last.json_body_end - before_last.json_body_start  # type: ignore[attr-defined]
+    total = last_s3.json_file_size + last_s3.jsonl_file_size
+    # Every byte of the new objects was either sent by us or copied inside the store.
+    assert s3.stats.uploaded_bytes + s3.stats.copied_bytes == total
+    # The JSON's old body (> 5 MiB) was copied inside the store, but for the bytes folded into
+    # the first part: S3 wants every part but the last to be at least 5 MiB, and the header is
+    # smaller. (The JSONL's old body here is too small to be worth a copy.)
+    assert s3.stats.copied_bytes >= json_old_body - 5 * MiB
+    assert s3.stats.uploaded_bytes <= total - (json_old_body - 5 * MiB)
+
+
+async def test_failure_mid_multipart_upload_leaves_nothing_and_changes_nothing(
+    db: Database, s3: S3Storage, conversations: tuple[LocalStorage, list[UUID]]
+) -> None:
+    _, ids = conversations
+    service = TrainingFileService(db, s3)
+    created = await service.create_training_file(OWNER, "fails-midway", None, ids[:BATCH])
+    created = await service.add_conversations(OWNER, created.id, ids[BATCH : 2 * BATCH])
+    keys_before = await s3.list_keys(TRAINING_BUCKET)
+    async with db.session() as conn:
+        row_before = dict(
+            await conn.fetchrow("SELECT * FROM training_files WHERE id = $1", created.id)
+        )
+
+    flaky = InstrumentedStorage(s3)
+    flaky.fail_writes_after = 9 * MiB  # past the first 8 MiB part: a multipart upload
+    with pytest.raises(InjectedFailure):
+        await TrainingFileService(
+            db, flaky
+        ).add_conversations(  # type: ignore[arg-type]
+            OWNER, created.id, ids[2 * BATCH : 3 * BATCH]
+        )
+
+    assert s3.stats.aborted_uploads >= 1
+    assert await s3.list_keys(TRAINING_BUCKET) == keys_before
+    for bucket in s3.config.buckets.values():
+        uploads = await s3._client.list_multipart_uploads(Bucket=bucket)
+        assert uploads.get("Uploads", []) == []
+    async with db.session() as conn:
+        row_after = dict(
+            await conn.fetchrow("SELECT * FROM training_files WHERE id = $1", created.id)
+        )
+        members = await conn.fetchval(
+            "SELECT count(*) FROM training_file_conversations WHERE training_file_id = $1",
+            created.id,
+        )
+    assert row_after == row_before and members == 2 * BATCH
+    document = json.loads(await read_all(s3, TRAINING_BUCKET, created.json_file_path))
+    assert len(document["conversations"]) == 2 * BATCH

@@ -1,0 +1,129 @@
+"""The whole product on S3 (moto on 127.0.0.1): import, GraphQL, presigned downloads, health."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from graphql_api.app import create_app
+from graphql_api.config import ConfigError, Settings
+from graphql_api.conversations.importer import ConversationImporter, Outcome
+from graphql_api.db.database import Database
+from graphql_api.demo import write_demo_set
+from graphql_api.services import Services
+from graphql_api.storage.base import TRAINING_BUCKET, read_all
+from graphql_api.storage.s3 import S3Storage
+
+from .conftest import USER, bearer
+from .s3_servers import MotoServer
+
+CREATE = """
+mutation($ids: [ID!]!) {
+  createTrainingFile(input: {name: "on s3", conversationIds: $ids}) {
+    trainingFile { id jsonFileSize }
+    userErrors { code message }
+  }
+}
+"""
+DOWNLOAD = """
+mutation($id: ID!) {
+  downloadUrl(input: {trainingFileId: $id, format: JSONL}) { url filename expiresInSeconds }
+}
+"""
+
+
+@pytest.fixture
+async def s3(moto: MotoServer) -> AsyncIterator[S3Storage]:
+    backend = await S3Storage.open(moto.config())
+    yield backend
+    await backend.close()
+
+
+async def test_import_build_and_presigned_download_on_s3(
+    db: Database, s3: S3Storage, settings: Settings, tmp_path: Path
+) -> None:
+    importer = ConversationImporter(db.pool, s3)
+    results = [await importer.import_file(p) for p in write_demo_set(tmp_path, 3, seed=8)]
+    assert [r.outcome for r in results] == [Outcome.IMPORTED] * 3
+
+    app = create_app(settings, Services(settings, db, s3))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        client.headers.update(bearer(settings, USER))
+        ids = [str(r.conversation_id) for r in results]
+        created = (
+            await client.post("/graphql", json={"query": CREATE, "variables": {"ids": ids}})
+        ).json()
+        file_id = created["data"]["createTrainingFile"]["trainingFile"]["id"]
+        link = (
+            await client.post("/graphql", json={"query": DOWNLOAD, "variables": {"id": file_id}})
+        ).json()["data"]["downloadUrl"]
+        health = await client.get("/healthz")
+
+    assert link["filename"] == "on s3.jsonl" and link["expiresInSeconds"] == 3600
+    assert link["url"].startswith(s3.config.endpoint_url)  # the browser talks to the store
+    async with httpx.AsyncClient() as browser:  # no credentials: the signature is the grant
+        response = await browser.get(link["url"])
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/x-ndjson"
+    assert 'filename="on s3.jsonl"' in response.headers["content-disposition"]
+    async with db.session() as conn:
+        key = await conn.fetchval(
+            "SELECT jsonl_file_path FROM training_files WHERE id = $1", file_id
+        )
+    assert response.content == await read_all(s3, TRAINING_BUCKET, key)
+    lines = response.text.splitlines()
+    assert len(lines) == json.loads(lines[0])["_meta"]["total_pairs"] + 1
+    assert health.json() == {"status": "ok", "database": "ok", "storage": "ok"}
+
+
+async def test_health_reports_missing_buckets(
+    db: Database, moto: MotoServer, settings: Settings
+) -> None:
+    s3 = await S3Storage.open(
+        moto.config(
+            create_buckets=False,
+            buckets={"conversation-files": "not-created-a", "training-files": "not-created-b"},
+        )
+    )
+    try:
+        app = create_app(settings, Services(settings, db, s3))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            response = await client.get("/healthz")
+    finally:
+        await s3.close()
+    assert response.status_code == 503
+    assert response.json()["storage"] == "unreachable"
+
+
+def test_s3_settings_come_from_the_environment(tmp_path: Path) -> None:
+    env = {
+        "DATA_DIR": str(tmp_path),
+        "STORAGE_URL": "s3://",
+        "S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+        "AWS_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "minioadmin",
+        "AWS_SECRET_ACCESS_KEY": "minioadmin",
+        "S3_TRAINING_BUCKET": "lora-files",
+        "S3_KEY_PREFIX": "prod",
+    }
+    s3 = Settings.from_env(env).s3
+    assert s3 is not None
+    assert (s3.endpoint_url, s3.region, s3.key_prefix) == (
+        "http://127.0.0.1:9000",
+        "eu-west-1",
+        "prod/",
+    )
+    assert s3.buckets["training-files"] == "lora-files"
+    assert Settings.from_env({"DATA_DIR": str(tmp_path)}).s3 is None
+
+    for name, value in [("S3_ENDPOINT_URL", "ftp://x"), ("S3_TRAINING_BUCKET", "Bad_Name")]:
+        with pytest.raises(ConfigError):
+            Settings.from_env({**env, name: value})
+    with pytest.raises(ConfigError, match="STORAGE_URL"):
+        Settings.from_env({**env, "STORAGE_URL": "s3://some-bucket"})
