@@ -80,7 +80,9 @@ def _serve(args: argparse.Namespace) -> None:
     settings = Settings.from_env()
     asyncio.run(_prepare_for_serving(settings, demo=not args.no_demo))
     console.print(
-        f"GraphQL and the playground: http://{settings.host}:{settings.port}/graphql",
+        f"GraphQL and the playground: http://{settings.host}:{settings.port}/graphql\n"
+        "A token for the playground's Authorization header: "
+        "training-files token --user <your name>",
         highlight=False,
     )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")

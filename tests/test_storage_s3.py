@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -35,6 +34,7 @@ from graphql_api.storage.base import (
 from graphql_api.storage.s3 import MIN_PART_SIZE, S3Config, S3Storage
 
 from . import test_storage as contract
+from .test_storage import Boom, failing_after, payload, pieces
 
 if TYPE_CHECKING:
     from .s3_servers import MotoServer, RcloneS3Server
@@ -69,25 +69,6 @@ async def s3(moto: MotoServer) -> AsyncIterator[S3Storage]:
     backend = await S3Storage.open(moto.config(), part_size=MIN_PART_SIZE)
     yield backend
     await backend.close()
-
-
-class Boom(Exception):
-    pass
-
-
-def payload(size: int, seed: int = 0) -> bytes:
-    return random.Random(seed).randbytes(size)
-
-
-async def pieces(data: bytes, size: int = 300_007) -> AsyncIterator[bytes]:
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
-
-
-async def failing_after(data: bytes) -> AsyncIterator[bytes]:
-    async for chunk in pieces(data):
-        yield chunk
-    raise Boom("source failed midway")
 
 
 async def open_uploads(storage: S3Storage) -> list[dict[str, Any]]:

@@ -536,11 +536,11 @@ async def _eligible(
 async def _verify_unchanged(conn: asyncpg.Connection, built_from: list[ConversationRecord]) -> None:
     """Inside the commit, after the junction rows lock the conversations against re-import:
     refuse if any was replaced while its old file was being aggregated."""
-    now = await conversation_rows.get_many(conn, [r.conversation_id for r in built_from])
+    now = await conversation_rows.file_hashes(conn, [r.conversation_id for r in built_from])
     changed = [
         r.conversation_id
         for r in built_from
-        if now[r.conversation_id].enriched_file_sha256 != r.enriched_file_sha256
+        if now.get(r.conversation_id) != r.enriched_file_sha256
     ]
     if changed:
         raise Conflict(

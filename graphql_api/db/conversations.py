@@ -112,6 +112,11 @@ LIMIT $10
 
 _BY_IDS = f"SELECT {_COLUMNS} FROM conversations WHERE conversation_id = ANY($1::uuid[])"
 
+_FILE_HASHES = """
+SELECT conversation_id, enriched_file_sha256 FROM conversations
+WHERE conversation_id = ANY($1::uuid[])
+"""
+
 _LOCK_ONE = f"SELECT {_COLUMNS} FROM conversations WHERE conversation_id = $1 FOR UPDATE"
 
 _IN_ANY_TRAINING_FILE = """
@@ -152,6 +157,14 @@ async def get_many(
 ) -> dict[UUID, ConversationRecord]:
     rows = await conn.fetch(_BY_IDS, list(conversation_ids))
     return {row["conversation_id"]: ConversationRecord.from_row(row) for row in rows}
+
+
+async def file_hashes(
+    conn: asyncpg.Connection, conversation_ids: Sequence[UUID]
+) -> dict[UUID, str | None]:
+    """The sha256 of each conversation's stored file, as the database has it now."""
+    rows = await conn.fetch(_FILE_HASHES, list(conversation_ids))
+    return {row["conversation_id"]: row["enriched_file_sha256"] for row in rows}
 
 
 async def lock(conn: asyncpg.Connection, conversation_id: UUID) -> ConversationRecord | None:
