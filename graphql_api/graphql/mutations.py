@@ -39,9 +39,6 @@ class UserErrorType:
         )
 
 
-UserErrorType = strawberry.type(UserErrorType, name="UserError")
-
-
 @strawberry.type
 class TrainingFilePayload:
     training_file: TrainingFile | None
