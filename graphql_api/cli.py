@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -85,7 +86,14 @@ def _serve(args: argparse.Namespace) -> None:
         "training-files token --user <your name>",
         highlight=False,
     )
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; exiting through
+    # Python instead of the default action lets the embedded PostgreSQL be stopped at exit.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 async def _prepare_for_serving(settings: Settings, *, demo: bool) -> None:

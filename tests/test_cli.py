@@ -62,8 +62,9 @@ def _wait_until_healthy(base_url: str, server: subprocess.Popen[str]) -> None:
     raise AssertionError("server did not become healthy")
 
 
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "term"])
 def test_demo_serve_and_import_alongside_a_running_server(
-    env: dict[str, str], workdir: Path
+    env: dict[str, str], workdir: Path, stop_signal: signal.Signals
 ) -> None:
     demo = _run(env, "demo", "--conversations", "3", "--seed", "9", "--out", str(workdir / "demo"))
     assert demo.returncode == 0, demo.stderr
@@ -102,9 +103,9 @@ def test_demo_serve_and_import_alongside_a_running_server(
         # The server's database is still up after the CLI process exited.
         assert httpx.get(f"{base_url}/healthz", timeout=5).status_code == 200
     finally:
-        server.send_signal(signal.SIGINT)
+        server.send_signal(stop_signal)
         server.wait(timeout=30)
-    # Ctrl-C stops the embedded PostgreSQL too, and keeps its data.
+    # Stopping the server stops the embedded PostgreSQL too, and keeps its data.
     assert not (workdir / "data" / "postgres" / "postmaster.pid").exists()
     assert (workdir / "data" / "postgres" / "PG_VERSION").exists()
 
