@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,6 +30,12 @@ pytest_plugins = ["tests.s3_servers"]
 
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "brightrun-v4"
 EXAMPLES_DIR = SHARED_DIR / "enriched-examples"
+# Our own JSON Schema of a full training file (with the JSONL lines under $defs).
+TRAINING_FILE_SCHEMA = json.loads(
+    (
+        Path(__file__).resolve().parents[1] / "graphql_api/aggregation/training_file.schema.json"
+    ).read_text()
+)
 
 _database_names = itertools.count()
 

@@ -8,7 +8,6 @@ import json
 import re
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -24,8 +23,7 @@ from graphql_api.conversations.analysis import (
     tier_for,
 )
 
-SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "brightrun-v4"
-EXAMPLES_DIR = SHARED_DIR / "enriched-examples"
+from .conftest import EXAMPLES_DIR, SHARED_DIR
 
 PAIRS_CM = "training_pairs[*].conversation_metadata"
 V4_KEYS = ("persona_archetype", "emotional_arc", "emotional_arc_key", "training_topic")

@@ -8,7 +8,6 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -30,14 +29,7 @@ from graphql_api.aggregation.format import (
 )
 from graphql_api.conversations.analysis import analyze
 
-SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "brightrun-v4"
-EXAMPLES_DIR = SHARED_DIR / "enriched-examples"
-SCHEMA_PATH = (
-    Path(__file__).resolve().parents[1]
-    / "graphql_api"
-    / "aggregation"
-    / "training_file.schema.json"
-)
+from .conftest import EXAMPLES_DIR, SHARED_DIR, TRAINING_FILE_SCHEMA
 
 PAIR_LINE_KEYS = [
     "id",
@@ -250,7 +242,7 @@ def _three() -> list[ConversationEntry]:
 
 
 def _schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return TRAINING_FILE_SCHEMA
 
 
 _DATE_TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")

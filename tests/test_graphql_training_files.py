@@ -34,13 +34,9 @@ from graphql_api.services import Services
 from graphql_api.storage.base import TRAINING_BUCKET
 from graphql_api.storage.local import LocalStorage
 
-from .conftest import OTHER_USER, USER, bearer
+from .conftest import OTHER_USER, TRAINING_FILE_SCHEMA, USER, bearer
 
-SCHEMA = json.loads(
-    (
-        Path(__file__).resolve().parents[1] / "graphql_api/aggregation/training_file.schema.json"
-    ).read_text()
-)
+SCHEMA = TRAINING_FILE_SCHEMA
 CENTS = Decimal("0.01")
 KINDS = (
     ("personas", "persona_key", "persona_name"),

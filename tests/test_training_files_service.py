@@ -22,13 +22,10 @@ from graphql_api.demo import write_demo_set
 from graphql_api.errors import Conflict, Forbidden, InvalidInput, NotFound
 from graphql_api.storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, Storage, read_all
 
+from .conftest import TRAINING_FILE_SCHEMA
 from .storage_wrappers import InjectedFailure, InstrumentedStorage
 
-SCHEMA = json.loads(
-    (
-        Path(__file__).resolve().parents[1] / "graphql_api/aggregation/training_file.schema.json"
-    ).read_text()
-)
+SCHEMA = TRAINING_FILE_SCHEMA
 # Every test taking `storage` runs on local storage and on S3 (moto).
 STORAGE_BACKENDS = ("local", "s3")
 
