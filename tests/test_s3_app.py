@@ -122,8 +122,16 @@ def test_s3_settings_come_from_the_environment(tmp_path: Path) -> None:
     assert s3.buckets["training-files"] == "lora-files"
     assert Settings.from_env({"DATA_DIR": str(tmp_path)}).s3 is None
 
-    for name, value in [("S3_ENDPOINT_URL", "ftp://x"), ("S3_TRAINING_BUCKET", "Bad_Name")]:
-        with pytest.raises(ConfigError):
+    for name, value in [
+        ("S3_ENDPOINT_URL", "ftp://x"),
+        ("S3_TRAINING_BUCKET", "Bad_Name"),
+        ("S3_KEY_PREFIX", "../x"),
+        ("AWS_REGION", "a b"),
+        ("S3_CREATE_BUCKETS", "maybe"),
+    ]:
+        with pytest.raises(ConfigError, match=name):
             Settings.from_env({**env, name: value})
+    with pytest.raises(ConfigError, match="AWS_SECRET_ACCESS_KEY"):
+        Settings.from_env({k: v for k, v in env.items() if k != "AWS_SECRET_ACCESS_KEY"})
     with pytest.raises(ConfigError, match="STORAGE_URL"):
         Settings.from_env({**env, "STORAGE_URL": "s3://some-bucket"})

@@ -519,7 +519,7 @@ def test_config_from_env() -> None:
         ({"S3_TRAINING_BUCKET": "conversation-files"}, "different"),
         ({"S3_KEY_PREFIX": "a/../b"}, "not allowed"),
         ({"S3_CREATE_BUCKETS": "maybe"}, "S3_CREATE_BUCKETS"),
-        ({"S3_ADDRESSING_STYLE": "dns"}, "addressing_style"),
+        ({"S3_ADDRESSING_STYLE": "dns"}, "S3_ADDRESSING_STYLE"),
     ],
 )
 def test_config_rejects_bad_values(env: dict[str, str], message: str) -> None:

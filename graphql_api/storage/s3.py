@@ -110,7 +110,7 @@ class S3Config:
         for name in ("endpoint_url", "public_endpoint_url"):
             _check_endpoint(name, getattr(self, name))
         if not self.region or not re.match(r"^[A-Za-z0-9-]+$", self.region):
-            raise ValueError(f"region {self.region!r} is not a region name")
+            raise ValueError(f"region {self.region!r} is not a valid region")
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ValueError("access_key_id and secret_access_key must be set together")
         buckets = dict(self.buckets)
@@ -188,7 +188,28 @@ class S3Config:
         try:
             return cls(**values)
         except ValueError as error:
-            raise ValueError(f"S3 storage configuration: {error}") from None
+            raise ValueError(_with_variable_names(str(error))) from None
+
+
+# How the fields are called in the environment, so a configuration error names the variable.
+_VARIABLES = {
+    "public_endpoint_url": "S3_PUBLIC_ENDPOINT_URL",
+    "endpoint_url": "S3_ENDPOINT_URL",
+    "access_key_id": "AWS_ACCESS_KEY_ID",
+    "secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "key_prefix": "S3_KEY_PREFIX",
+    "region": "AWS_REGION",
+    "addressing_style": "S3_ADDRESSING_STYLE",
+    f"for {CONVERSATION_BUCKET}": "S3_CONVERSATION_BUCKET",
+    f"for {TRAINING_BUCKET}": "S3_TRAINING_BUCKET",
+}
+_FIELD_NAMES = re.compile(
+    r"(?<![\w-])(" + "|".join(re.escape(k) for k in _VARIABLES) + r")(?![\w-])"
+)
+
+
+def _with_variable_names(message: str) -> str:
+    return _FIELD_NAMES.sub(lambda m: _VARIABLES[m.group(1)], message)
 
 
 def _check_endpoint(name: str, url: str | None) -> None:
