@@ -53,7 +53,7 @@ from uuid import UUID
 
 import asyncpg
 
-from graphql_api.aggregation import service as service_module
+from graphql_api.aggregation import requests as request_checks
 from graphql_api.aggregation.service import TrainingFileService
 from graphql_api.conversations.importer import ConversationImporter, Outcome
 from graphql_api.db import conversations as conversation_rows
@@ -91,8 +91,8 @@ def say_ratio(label: str, value: float) -> None:
 
 def lift_request_cap() -> None:
     """Let one request carry the whole 400-conversation file (bench process only)."""
-    service_module.MAX_CONVERSATIONS_PER_REQUEST = max(
-        service_module.MAX_CONVERSATIONS_PER_REQUEST, LARGE
+    request_checks.MAX_CONVERSATIONS_PER_REQUEST = max(
+        request_checks.MAX_CONVERSATIONS_PER_REQUEST, LARGE
     )
 
 

@@ -68,6 +68,38 @@ class Forbidden(UserError):
     code = "FORBIDDEN"
 
 
+class Unavailable(UserError):
+    """A dependency is down or overloaded: nothing changed, and a retry later may succeed."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self, message: str, *, retry_after_seconds: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        return {"code": self.code, "retryAfter": self.retry_after_seconds}
+
+
+class Busy(Unavailable):
+    """A bound was reached: no free database connection, a lock or a statement took too long."""
+
+    code = "BUSY"
+
+
+class StorageUnavailable(Unavailable):
+    """Object storage is full, not writable or unreachable."""
+
+    code = "STORAGE_UNAVAILABLE"
+
+
+class DatabaseUnavailable(Unavailable):
+    """PostgreSQL cannot be reached or dropped the connection."""
+
+    code = "DATABASE_UNAVAILABLE"
+
+
 @dataclass
 class ProblemList:
     """Collects every problem of a request so they are reported together."""

@@ -44,10 +44,8 @@ from .format import (
     jsonl_header,
     jsonl_lines,
 )
+from .requests import check_description, check_ids, check_name
 
-MAX_CONVERSATIONS_PER_REQUEST = 80
-MAX_NAME_LENGTH = 255
-MAX_DESCRIPTION_LENGTH = 5000
 LINK_TTL_SECONDS = 3600
 VERTICAL = "financial_planning_consultant"
 TARGET_MODEL = "claude-sonnet-4-5"
@@ -120,9 +118,9 @@ class TrainingFileService:
         conversation_ids: Sequence[object],
     ) -> TrainingFileRecord:
         problems = ProblemList()
-        checked_name = _check_name(name, problems)
-        checked_description = _check_description(description, problems)
-        ids = _check_ids(conversation_ids, problems)
+        checked_name = check_name(name, problems)
+        checked_description = check_description(description, problems)
+        ids = check_ids(conversation_ids, problems)
         async with self._db.session(user_id) as conn:
             if checked_name is not None and await rows.name_taken(conn, checked_name):
                 problems.add(
@@ -153,7 +151,7 @@ class TrainingFileService:
         self, user_id: UUID, training_file_id: UUID, conversation_ids: Sequence[object]
     ) -> TrainingFileRecord:
         problems = ProblemList()
-        ids = _check_ids(conversation_ids, problems)
+        ids = check_ids(conversation_ids, problems)
         problems.raise_if_any("no conversations were added")
         async with self._exclusive(training_file_id):
             async with self._db.session(user_id) as conn:
@@ -424,83 +422,6 @@ class TrainingFileService:
             # The failure being reported matters more than this clean-up.
             with contextlib.suppress(Exception):
                 await self._storage.delete(TRAINING_BUCKET, key)
-
-
-# ---------------------------------------------------------------------- request checks
-
-
-def _check_name(name: object, problems: ProblemList) -> str | None:
-    if not isinstance(name, str) or not name.strip():
-        problems.add("INVALID_NAME", "name must be a non-empty string", field="name")
-        return None
-    if len(name) > MAX_NAME_LENGTH:
-        problems.add(
-            "INVALID_NAME", f"name must be at most {MAX_NAME_LENGTH} characters", field="name"
-        )
-        return None
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        problems.add("INVALID_NAME", "name must not contain control characters", field="name")
-        return None
-    return name
-
-
-def _check_description(description: object, problems: ProblemList) -> str | None:
-    if description is None:
-        return None
-    if not isinstance(description, str):
-        problems.add("INVALID_DESCRIPTION", "description must be a string", field="description")
-        return None
-    if len(description) > MAX_DESCRIPTION_LENGTH:
-        problems.add(
-            "INVALID_DESCRIPTION",
-            f"description must be at most {MAX_DESCRIPTION_LENGTH} characters",
-            field="description",
-        )
-        return None
-    return description
-
-
-def _check_ids(raw_ids: Sequence[object], problems: ProblemList) -> list[UUID]:
-    field = "conversationIds"
-    if not isinstance(raw_ids, Sequence) or isinstance(raw_ids, str | bytes):
-        problems.add("INVALID_ID", "conversation ids must be a list", field=field)
-        return []
-    if not raw_ids:
-        problems.add("NO_CONVERSATIONS", "give at least one conversation id", field=field)
-    if len(raw_ids) > MAX_CONVERSATIONS_PER_REQUEST:
-        problems.add(
-            "TOO_MANY_CONVERSATIONS",
-            f"at most {MAX_CONVERSATIONS_PER_REQUEST} conversations per request, got {len(raw_ids)}",
-            field=field,
-        )
-    ids: list[UUID] = []
-    duplicates: list[UUID] = []
-    for raw in raw_ids:
-        parsed = _uuid(raw)
-        if parsed is None:
-            problems.add("INVALID_ID", f"{raw!r} is not a UUID", field=field)
-        elif parsed in ids:
-            if parsed not in duplicates:
-                duplicates.append(parsed)
-        else:
-            ids.append(parsed)
-    if duplicates:
-        problems.add(
-            "DUPLICATE_IN_REQUEST",
-            f"conversation ids given more than once: {', '.join(map(str, duplicates))}",
-            field=field,
-            conversation_ids=duplicates,
-        )
-    return ids
-
-
-def _uuid(raw: object) -> UUID | None:
-    if isinstance(raw, UUID):
-        return raw
-    try:
-        return UUID(raw) if isinstance(raw, str) else None
-    except ValueError:
-        return None
 
 
 async def _eligible(

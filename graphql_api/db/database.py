@@ -8,6 +8,8 @@ from uuid import UUID
 
 import asyncpg
 
+from ..errors import Busy
+
 APP_ROLE = "training_files_user"
 
 # set_config(..., true) is SET LOCAL: both settings end with the transaction, so a pooled
@@ -15,14 +17,35 @@ APP_ROLE = "training_files_user"
 _BECOME_USER = "SELECT set_config('app.user_id', $1, true), set_config('role', $2, true)"
 
 
+async def become_user(conn: asyncpg.Connection, user_id: UUID) -> None:
+    """Inside a transaction: run the rest of it as `user_id`, under the row-level policies."""
+    await conn.execute(_BECOME_USER, str(user_id), APP_ROLE)
+
+
 class Database:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout_seconds: float = 10.0) -> None:
         self.pool = pool
+        self._acquire_timeout = acquire_timeout_seconds
 
     @asynccontextmanager
     async def session(self, user_id: UUID | None = None) -> AsyncIterator[asyncpg.Connection]:
         """A transaction; with `user_id`, run as the app role under the row-level policies."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.connection() as conn, conn.transaction():
             if user_id is not None:
-                await conn.execute(_BECOME_USER, str(user_id), APP_ROLE)
+                await become_user(conn, user_id)
             yield conn
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection, waiting for one at most the acquire timeout (then `Busy`)."""
+        try:
+            conn = await self.pool.acquire(timeout=self._acquire_timeout)
+        except TimeoutError:
+            raise Busy(
+                f"no database connection came free within {self._acquire_timeout:g} s; retry",
+                retry_after_seconds=max(1, int(self._acquire_timeout // 2)),
+            ) from None
+        try:
+            yield conn
+        finally:
+            await self.pool.release(conn)

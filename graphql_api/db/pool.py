@@ -1,10 +1,24 @@
-"""The asyncpg pool, with JSON codecs so jsonb columns come back as Python objects."""
+"""asyncpg pools with bounded waits, and JSON codecs so json columns come back as objects."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import asyncpg
+
+
+@dataclass(frozen=True)
+class PoolLimits:
+    """Bounds every connection of a pool runs under (seconds)."""
+
+    size: int = 10
+    connect_timeout: float = 10.0
+    statement_timeout: float = 30.0
+    # Row and table locks (an import racing a commit); writer locks set their own bound.
+    lock_timeout: float = 10.0
+    # A transaction left open by a bug or a stalled client cannot hold locks for ever.
+    idle_in_transaction_timeout: float = 60.0
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -14,9 +28,23 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+def _ms(seconds: float) -> str:
+    return f"{max(int(seconds * 1000), 1)}ms"
+
+
+async def create_pool(dsn: str, limits: PoolLimits | None = None) -> asyncpg.Pool:
+    limits = limits or PoolLimits()
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection
+        dsn,
+        min_size=1,
+        max_size=limits.size,
+        timeout=limits.connect_timeout,
+        init=_init_connection,
+        server_settings={
+            "statement_timeout": _ms(limits.statement_timeout),
+            "lock_timeout": _ms(limits.lock_timeout),
+            "idle_in_transaction_session_timeout": _ms(limits.idle_in_transaction_timeout),
+        },
     )
     assert pool is not None
     return pool

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 CONVERSATION_BUCKET = "conversation-files"
 TRAINING_BUCKET = "training-files"
@@ -16,8 +16,16 @@ CHUNK_SIZE = 1024 * 1024
 _SEGMENT = re.compile(r"^[A-Za-z0-9._=+@-]+$")
 
 
+# Why storage failed, when it is something an operator can act on.
+StorageFailure = Literal["full", "unwritable", "unreachable"]
+
+
 class StorageError(Exception):
-    """A storage operation failed."""
+    """A storage operation failed; `reason` says why when that is known."""
+
+    def __init__(self, message: str, *, reason: StorageFailure | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class InvalidKey(StorageError, ValueError):

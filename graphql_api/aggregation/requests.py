@@ -1,0 +1,86 @@
+"""Checks of the values a request gives for a training file, each problem collected."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from ..errors import ProblemList
+
+MAX_CONVERSATIONS_PER_REQUEST = 80
+MAX_NAME_LENGTH = 255
+MAX_DESCRIPTION_LENGTH = 5000
+
+
+def check_name(name: object, problems: ProblemList) -> str | None:
+    if not isinstance(name, str) or not name.strip():
+        problems.add("INVALID_NAME", "name must be a non-empty string", field="name")
+        return None
+    if len(name) > MAX_NAME_LENGTH:
+        problems.add(
+            "INVALID_NAME", f"name must be at most {MAX_NAME_LENGTH} characters", field="name"
+        )
+        return None
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        problems.add("INVALID_NAME", "name must not contain control characters", field="name")
+        return None
+    return name
+
+
+def check_description(description: object, problems: ProblemList) -> str | None:
+    if description is None:
+        return None
+    if not isinstance(description, str):
+        problems.add("INVALID_DESCRIPTION", "description must be a string", field="description")
+        return None
+    if len(description) > MAX_DESCRIPTION_LENGTH:
+        problems.add(
+            "INVALID_DESCRIPTION",
+            f"description must be at most {MAX_DESCRIPTION_LENGTH} characters",
+            field="description",
+        )
+        return None
+    return description
+
+
+def check_ids(raw_ids: Sequence[object], problems: ProblemList) -> list[UUID]:
+    field = "conversationIds"
+    if not isinstance(raw_ids, Sequence) or isinstance(raw_ids, str | bytes):
+        problems.add("INVALID_ID", "conversation ids must be a list", field=field)
+        return []
+    if not raw_ids:
+        problems.add("NO_CONVERSATIONS", "give at least one conversation id", field=field)
+    if len(raw_ids) > MAX_CONVERSATIONS_PER_REQUEST:
+        problems.add(
+            "TOO_MANY_CONVERSATIONS",
+            f"at most {MAX_CONVERSATIONS_PER_REQUEST} conversations per request, got {len(raw_ids)}",
+            field=field,
+        )
+    ids: list[UUID] = []
+    duplicates: list[UUID] = []
+    for raw in raw_ids:
+        parsed = _uuid(raw)
+        if parsed is None:
+            problems.add("INVALID_ID", f"{raw!r} is not a UUID", field=field)
+        elif parsed in ids:
+            if parsed not in duplicates:
+                duplicates.append(parsed)
+        else:
+            ids.append(parsed)
+    if duplicates:
+        problems.add(
+            "DUPLICATE_IN_REQUEST",
+            f"conversation ids given more than once: {', '.join(map(str, duplicates))}",
+            field=field,
+            conversation_ids=duplicates,
+        )
+    return ids
+
+
+def _uuid(raw: object) -> UUID | None:
+    if isinstance(raw, UUID):
+        return raw
+    try:
+        return UUID(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
