@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -15,35 +16,26 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from .config import Settings
-from .db.database import Database
 from .downloads import download_route
 from .graphql.playground import ASSETS_URL_PATH, find_assets_dir, playground_routes
 from .graphql.schema import build_schema
 from .graphql.view import GraphQLView
 from .limits import BodySizeLimit
 from .rest import rest_routes
-from .runtime import open_database, open_storage
-from .services import Services
+from .services import Services, running_services
 
 log = logging.getLogger(__name__)
 
 
+_HEALTH_CHECK_SECONDS = 2.0
+
+
 async def healthz(request: Request) -> JSONResponse:
     services: Services = request.app.state.services
-    checks: dict[str, str] = {}
-    try:
-        async with services.db.session() as conn:
-            await conn.fetchval("SELECT 1")
-        checks["database"] = "ok"
-    except Exception as error:
-        log.warning("health check: database unreachable: %s", error)
-        checks["database"] = "unreachable"
-    try:
-        await services.storage.check()
-        checks["storage"] = "ok"
-    except Exception as error:
-        log.warning("health check: storage unreachable: %s", error)
-        checks["storage"] = "unreachable"
+    checks = {
+        "database": await _check("database", _database_reachable(services)),
+        "storage": await _check("storage", services.storage.check()),
+    }
     healthy = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ok" if healthy else "unavailable", **checks},
@@ -51,7 +43,22 @@ async def healthz(request: Request) -> JSONResponse:
     )
 
 
-async def _sweep_forever(services: Services, interval_seconds: float = 600) -> None:
+async def _database_reachable(services: Services) -> None:
+    # On the owner's small pool: a request pool saturated by load must not fail the probe.
+    async with services.maintenance.connection() as conn:
+        await conn.fetchval("SELECT 1")
+
+
+async def _check(name: str, probe: Awaitable[None]) -> str:
+    try:
+        await asyncio.wait_for(probe, _HEALTH_CHECK_SECONDS)
+    except Exception as error:
+        log.warning("health check: %s unavailable: %s", name, error or type(error).__name__)
+        return "unreachable"
+    return "ok"
+
+
+async def _maintain_forever(services: Services) -> None:
     """Delete old file versions once every download link to them has expired."""
     while True:
         try:
@@ -60,11 +67,16 @@ async def _sweep_forever(services: Services, interval_seconds: float = 600) -> N
                 log.info("swept %d retired objects", swept)
         except Exception:
             log.exception("sweeping retired objects failed; retrying later")
-        await asyncio.sleep(interval_seconds)
+        await asyncio.sleep(services.settings.cleanup_interval)
 
 
-def create_app(settings: Settings, services: Services | None = None) -> Starlette:
-    """The app; it opens (and later closes) its own services unless they are given."""
+def create_app(
+    settings: Settings, services: Services | None = None, *, migrate: bool = True
+) -> Starlette:
+    """The app; it opens (and later closes) its own services unless they are given.
+
+    `migrate=False` when the caller applied the migrations already (`training-files serve`).
+    """
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -72,16 +84,15 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             app.state.services = services
             yield
             return
-        pool = await open_database(settings)
-        storage = await open_storage(settings)
-        app.state.services = Services(settings, Database(pool), storage)
-        sweeper = asyncio.create_task(_sweep_forever(app.state.services))
-        try:
-            yield
-        finally:
-            sweeper.cancel()
-            await storage.close()
-            await pool.close()
+        async with running_services(settings, migrate=migrate) as opened:
+            app.state.services = opened
+            maintenance = asyncio.create_task(_maintain_forever(opened))
+            try:
+                yield
+            finally:
+                maintenance.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await maintenance
 
     assets_dir = find_assets_dir()
     if assets_dir is None:

@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -18,6 +19,9 @@ from .config import ConfigError, Settings
 from .conversations.importer import ConversationImporter, ImportResult, Outcome
 from .db.migrate import MigrationError
 from .storage.base import StorageError
+
+if TYPE_CHECKING:
+    from .runtime import DatabaseUrls
 
 console = Console(stderr=True)
 
@@ -89,7 +93,15 @@ def _serve(args: argparse.Namespace) -> None:
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; exiting through
     # Python instead of the default action lets the embedded PostgreSQL be stopped at exit.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(
+        create_app(settings, migrate=False),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        # In-flight requests get this long to finish after SIGTERM or Ctrl-C; then they are
+        # cancelled (their builds clean up after themselves) and the process exits.
+        timeout_graceful_shutdown=int(settings.shutdown_timeout),
+    )
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -97,39 +109,50 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 async def _prepare_for_serving(settings: Settings, *, demo: bool) -> None:
-    from .runtime import open_database, open_storage
+    from .runtime import database_urls, prepare_database
 
-    pool = await open_database(settings)
+    urls = await database_urls(settings)
+    await prepare_database(settings, urls)
+    if demo and settings.demo_conversations > 0:
+        await _seed_demo(settings, urls)
+
+
+async def _seed_demo(settings: Settings, urls: DatabaseUrls) -> None:
+    """Demo conversations for an empty database, by one of several processes starting at once."""
+    from .demo import write_demo_set
+    from .runtime import schema_session
+
+    async with schema_session(settings, urls) as conn:
+        if await conn.fetchval("SELECT count(*) FROM conversations"):
+            return
+        out = settings.data_dir / "demo-conversations"
+        console.print(f"Empty database: importing {settings.demo_conversations} demo conversations")
+        paths = write_demo_set(out, settings.demo_conversations, DEMO_SEED)
+        await _import_paths(settings, urls, paths)
+
+
+async def _import_paths(
+    settings: Settings, urls: DatabaseUrls, paths: list[Path]
+) -> list[ImportResult]:
+    from .runtime import open_owner_writers, open_storage
+
+    writers = await open_owner_writers(settings, urls)
     try:
-        count = await pool.fetchval("SELECT count(*) FROM conversations")
-        if demo and count == 0 and settings.demo_conversations > 0:
-            from .demo import write_demo_set
-
-            out = settings.data_dir / "demo-conversations"
-            console.print(
-                f"Empty database: importing {settings.demo_conversations} demo conversations"
-            )
-            paths = write_demo_set(out, settings.demo_conversations, DEMO_SEED)
-            storage = await open_storage(settings)
-            try:
-                await _import_with_progress(ConversationImporter(pool, storage), paths)
-            finally:
-                await storage.close()
+        storage = await open_storage(settings)
+        try:
+            return await _import_with_progress(ConversationImporter(writers, storage), paths)
+        finally:
+            await storage.close()
     finally:
-        await pool.close()
+        await writers.close()
 
 
 def _migrate(args: argparse.Namespace) -> None:
-    from .db.migrate import apply_migrations
-    from .runtime import open_database
+    from .runtime import database_urls, prepare_database
 
     async def run() -> list[str]:
-        pool = await open_database(Settings.from_env(), migrate=False)
-        try:
-            async with pool.acquire() as conn:
-                return await apply_migrations(conn)
-        finally:
-            await pool.close()
+        settings = Settings.from_env()
+        return await prepare_database(settings, await database_urls(settings))
 
     applied = asyncio.run(run())
     console.print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
@@ -137,7 +160,7 @@ def _migrate(args: argparse.Namespace) -> None:
 
 def _import(args: argparse.Namespace) -> int:
     from .conversations.importer import find_conversation_files
-    from .runtime import open_database, open_storage
+    from .runtime import database_urls, prepare_database
 
     paths = list(find_conversation_files(args.paths))
     missing = [p for p in paths if not p.exists()]
@@ -147,15 +170,9 @@ def _import(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
 
     async def run() -> list[ImportResult]:
-        pool = await open_database(settings)
-        try:
-            storage = await open_storage(settings)
-            try:
-                return await _import_with_progress(ConversationImporter(pool, storage), paths)
-            finally:
-                await storage.close()
-        finally:
-            await pool.close()
+        urls = await database_urls(settings)
+        await prepare_database(settings, urls)
+        return await _import_paths(settings, urls, paths)
 
     results = asyncio.run(run())
     failed = any(r.outcome in (Outcome.BLOCKED, Outcome.REFUSED) for r in results)

@@ -33,6 +33,17 @@ class Settings:
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 5000
     graphql_introspection: bool = True
+    # The owner's URL, for migrations and maintenance (sweeper, clean-up, check); None: the same
+    # as `database_url` (or, embedded, the server's superuser).
+    database_owner_url: str | None = None
+    database_pool_size: int = 10
+    database_pool_timeout: float = 10.0
+    database_statement_timeout: float = 30.0
+    writer_connections: int = 4
+    lock_timeout: float = 30.0
+    shutdown_timeout: float = 30.0
+    health_min_free_bytes: int = 256 * 1024 * 1024
+    cleanup_interval: float = 600.0
 
     @property
     def storage_path(self) -> Path:
@@ -46,7 +57,7 @@ class Settings:
         storage_url = _storage_url(env.get("STORAGE_URL"), data_dir)
         return cls(
             data_dir=data_dir,
-            database_url=_database_url(env.get("DATABASE_URL")),
+            database_url=_database_url(env.get("DATABASE_URL"), "DATABASE_URL"),
             storage_url=storage_url,
             s3=_s3(storage_url, env),
             jwt_secret=_jwt_secret(env.get("JWT_SECRET"), data_dir),
@@ -94,6 +105,43 @@ class Settings:
                 env.get("GRAPHQL_INTROSPECTION"),
                 default=cls.graphql_introspection,
             ),
+            database_owner_url=_database_url(env.get("DATABASE_OWNER_URL"), "DATABASE_OWNER_URL"),
+            database_pool_size=_int(
+                "DATABASE_POOL_SIZE",
+                env.get("DATABASE_POOL_SIZE"),
+                default=cls.database_pool_size,
+                low=2,
+                high=1000,
+            ),
+            database_pool_timeout=_seconds(
+                "DATABASE_POOL_TIMEOUT", env.get("DATABASE_POOL_TIMEOUT"), cls.database_pool_timeout
+            ),
+            database_statement_timeout=_seconds(
+                "DATABASE_STATEMENT_TIMEOUT",
+                env.get("DATABASE_STATEMENT_TIMEOUT"),
+                cls.database_statement_timeout,
+            ),
+            writer_connections=_int(
+                "WRITER_CONNECTIONS",
+                env.get("WRITER_CONNECTIONS"),
+                default=cls.writer_connections,
+                low=1,
+                high=100,
+            ),
+            lock_timeout=_seconds("LOCK_TIMEOUT", env.get("LOCK_TIMEOUT"), cls.lock_timeout),
+            shutdown_timeout=_seconds(
+                "SHUTDOWN_TIMEOUT", env.get("SHUTDOWN_TIMEOUT"), cls.shutdown_timeout
+            ),
+            health_min_free_bytes=_int(
+                "HEALTH_MIN_FREE_BYTES",
+                env.get("HEALTH_MIN_FREE_BYTES"),
+                default=cls.health_min_free_bytes,
+                low=0,
+                high=1 << 50,
+            ),
+            cleanup_interval=_seconds(
+                "CLEANUP_INTERVAL", env.get("CLEANUP_INTERVAL"), cls.cleanup_interval
+            ),
         )
 
 
@@ -106,6 +154,19 @@ def _int(name: str, raw: str | None, *, default: int, low: int, high: int) -> in
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _seconds(name: str, raw: str | None, default: float) -> float:
+    """A positive duration in seconds (fractions allowed), at most a day."""
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value <= 86_400:
+        raise ConfigError(f"{name} must be more than 0 and at most 86400 seconds, got {raw}")
     return value
 
 
@@ -132,12 +193,12 @@ def _origins(raw: str | None) -> tuple[str, ...]:
     return origins
 
 
-def _database_url(raw: str | None) -> str | None:
+def _database_url(raw: str | None, name: str) -> str | None:
     if not raw:
         return None
     if urlparse(raw).scheme not in ("postgres", "postgresql"):
         raise ConfigError(
-            f"DATABASE_URL must be a postgresql:// URL, got scheme {urlparse(raw).scheme!r}"
+            f"{name} must be a postgresql:// URL, got scheme {urlparse(raw).scheme!r}"
         )
     return raw
 

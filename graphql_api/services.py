@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from .aggregation.service import DownloadTarget, TrainingFileService
 from .config import Settings
 from .db.database import Database
+from .db.writers import WriterPool
 from .downloads import DOWNLOAD_TTL_SECONDS, DownloadLink, sign_download
+from .runtime import Pools, database_urls, open_pools, open_storage, prepare_database
 from .storage.base import Storage
 from .storage.s3 import S3Storage
 
@@ -15,12 +19,19 @@ from .storage.s3 import S3Storage
 @dataclass(frozen=True)
 class Services:
     settings: Settings
-    db: Database
+    db: Database  # the request path, under row-level security
+    writers: WriterPool  # builds, each holding its file's lock
+    maintenance: Database  # the owner: sweeper and orphan clean-up
     storage: Storage
     training_files: TrainingFileService = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "training_files", TrainingFileService(self.db, self.storage))
+        service = TrainingFileService(self.db, self.writers, self.maintenance, self.storage)
+        object.__setattr__(self, "training_files", service)
+
+    @classmethod
+    def of(cls, settings: Settings, pools: Pools, storage: Storage) -> Services:
+        return cls(settings, pools.db, pools.writers, pools.maintenance, storage)
 
     async def download_link(self, target: DownloadTarget, base_url: str) -> DownloadLink:
         """A link that expires: presigned by the store for S3, else signed and served here."""
@@ -40,3 +51,20 @@ class Services:
             filename=target.filename,
             content_type=target.content_type,
         )
+
+
+@asynccontextmanager
+async def running_services(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Services]:
+    """Open everything a server process needs; close it all, within bounds, at the end."""
+    urls = await database_urls(settings)
+    if migrate:
+        await prepare_database(settings, urls)
+    pools = await open_pools(settings, urls)
+    try:
+        storage = await open_storage(settings)
+        try:
+            yield Services.of(settings, pools, storage)
+        finally:
+            await storage.close()
+    finally:
+        await pools.close(settings.shutdown_timeout / 3)

@@ -13,13 +13,21 @@ import asyncpg
 import httpx
 import pytest
 
+from graphql_api.aggregation.service import TrainingFileService
 from graphql_api.app import create_app
 from graphql_api.auth import mint_token
 from graphql_api.config import Settings
 from graphql_api.db.database import Database
 from graphql_api.db.embedded import ensure_database, start_embedded
-from graphql_api.db.migrate import apply_migrations
-from graphql_api.db.pool import create_pool
+from graphql_api.db.writers import WriterPool
+from graphql_api.runtime import (
+    DatabaseUrls,
+    Pools,
+    open_owner_writers,
+    open_pools,
+    prepare_database,
+)
+from graphql_api.runtime import database_urls as runtime_database_urls
 from graphql_api.services import Services
 from graphql_api.storage.base import Storage
 from graphql_api.storage.local import LocalStorage
@@ -50,20 +58,57 @@ def require_examples() -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def maintenance_dsn() -> str:
+def pg_data_dir() -> Path:
+    """The data dir of the session's embedded PostgreSQL (and of no test's storage)."""
     # Not under pytest's basetemp: pytest resets that to mode 0700 whenever another session
     # starts, and as root the server runs as a separate user that must traverse the path.
-    return start_embedded(Path(tempfile.mkdtemp(prefix="training-files-pg-")), delete_on_exit=True)
+    data_dir = Path(tempfile.mkdtemp(prefix="training-files-pg-"))
+    start_embedded(data_dir, delete_on_exit=True)
+    return data_dir
 
 
 @pytest.fixture(scope="session")
-async def pool(maintenance_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    dsn = await ensure_database(maintenance_dsn, "training_files_test")
-    pool = await create_pool(dsn, max_size=20)
-    async with pool.acquire() as conn:
-        await apply_migrations(conn)
-    yield pool
-    await pool.close()
+def maintenance_dsn(pg_data_dir: Path) -> str:
+    return start_embedded(pg_data_dir)
+
+
+def make_settings(pg_data_dir: Path, storage_dir: Path, **env: str) -> Settings:
+    """Settings as a user gets them (shipped defaults), on the session's embedded server."""
+    return Settings.from_env(
+        {
+            "DATA_DIR": str(pg_data_dir),
+            "STORAGE_URL": storage_dir.as_uri(),
+            "JWT_SECRET": "x" * 40,
+            **env,
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+async def database_urls(pg_data_dir: Path) -> DatabaseUrls:
+    """The embedded server's URLs, migrated, with the request path's login role created."""
+    settings = make_settings(pg_data_dir, pg_data_dir / "unused-storage")
+    urls = await runtime_database_urls(settings)
+    await prepare_database(settings, urls)
+    return urls
+
+
+@pytest.fixture(scope="session")
+async def pools(pg_data_dir: Path, database_urls: DatabaseUrls) -> AsyncIterator[Pools]:
+    """The pools the server opens, with the shipped sizes and timeouts."""
+    opened = await open_pools(make_settings(pg_data_dir, pg_data_dir), database_urls)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture(scope="session")
+async def owner_writers(
+    pg_data_dir: Path, database_urls: DatabaseUrls
+) -> AsyncIterator[WriterPool]:
+    """Writer connections as the owner, as the command-line import uses them."""
+    writers = await open_owner_writers(make_settings(pg_data_dir, pg_data_dir), database_urls)
+    yield writers
+    await writers.close()
 
 
 @pytest.fixture
@@ -80,11 +125,18 @@ async def empty_database_dsn(maintenance_dsn: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def db(pool: asyncpg.Pool) -> AsyncIterator[Database]:
-    yield Database(pool)
-    await pool.execute(
-        "TRUNCATE training_file_conversations, training_files, conversations, retired_objects"
-    )
+async def db(pools: Pools) -> AsyncIterator[Database]:
+    """The owner's connections, for setting up and inspecting what a test needs."""
+    yield pools.maintenance
+    async with pools.maintenance.connection() as conn:
+        await conn.execute(
+            "TRUNCATE training_file_conversations, training_files, conversations, retired_objects"
+        )
+
+
+def training_file_service(pools: Pools, storage: Storage) -> TrainingFileService:
+    """The service as the server builds it, over `storage`."""
+    return TrainingFileService(pools.db, pools.writers, pools.maintenance, storage)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -106,13 +158,13 @@ async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.from_env({"DATA_DIR": str(tmp_path / "data"), "JWT_SECRET": "x" * 40})
+def settings(pg_data_dir: Path, tmp_path: Path) -> Settings:
+    return make_settings(pg_data_dir, tmp_path / "storage")
 
 
 @pytest.fixture
-def services(settings: Settings, db: Database, storage: Storage) -> Services:
-    return Services(settings, db, storage)
+def services(settings: Settings, pools: Pools, db: Database, storage: Storage) -> Services:
+    return Services.of(settings, pools, storage)
 
 
 USER = UUID("00000000-0000-4000-8000-00000000000a")

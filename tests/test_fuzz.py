@@ -21,8 +21,10 @@ from graphql_api.app import create_app
 from graphql_api.config import Settings
 from graphql_api.conversations.importer import ConversationImporter
 from graphql_api.db.database import Database
+from graphql_api.db.writers import WriterPool
 from graphql_api.demo import write_demo_set
 from graphql_api.graphql.schema import schema_sdl
+from graphql_api.runtime import Pools
 from graphql_api.services import Services
 from graphql_api.storage.local import LocalStorage
 
@@ -78,12 +80,17 @@ def _user_errors(data: Any) -> list[Any]:
 
 
 async def test_fuzz_the_schema(
-    db: Database, storage: LocalStorage, settings: Settings, tmp_path: Path
+    db: Database,
+    owner_writers: WriterPool,
+    pools: Pools,
+    storage: LocalStorage,
+    settings: Settings,
+    tmp_path: Path,
 ) -> None:
-    importer = ConversationImporter(db.pool, storage)
+    importer = ConversationImporter(owner_writers, storage)
     for path in write_demo_set(tmp_path / "demo", 5, seed=3):
         await importer.import_file(path)
-    services = Services(settings, db, storage)
+    services = Services.of(settings, pools, storage)
     app = create_app(settings, services)
     headers = bearer(settings, USER)
     loop = asyncio.get_running_loop()

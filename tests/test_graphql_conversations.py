@@ -8,6 +8,7 @@ import pytest
 
 from graphql_api.conversations.importer import ConversationImporter
 from graphql_api.db.database import Database
+from graphql_api.db.writers import WriterPool
 from graphql_api.demo import write_demo_set
 from graphql_api.storage.local import LocalStorage
 
@@ -30,9 +31,11 @@ async def gql(client: httpx.AsyncClient, query: str, **variables: Any) -> dict[s
 
 
 @pytest.fixture
-async def imported(db: Database, storage: LocalStorage, tmp_path: Path) -> list[dict[str, Any]]:
+async def imported(
+    db: Database, owner_writers: WriterPool, storage: LocalStorage, tmp_path: Path
+) -> list[dict[str, Any]]:
     """30 generated conversations in the database; their rows as the test's ground truth."""
-    importer = ConversationImporter(db.pool, storage)
+    importer = ConversationImporter(owner_writers, storage)
     for path in write_demo_set(tmp_path / "demo", 30, seed=11):
         await importer.import_file(path)
     async with db.session() as conn:

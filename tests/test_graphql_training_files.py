@@ -26,10 +26,11 @@ from graphql_api.app import create_app
 from graphql_api.config import Settings
 from graphql_api.conversations.importer import ConversationImporter
 from graphql_api.db.database import Database
-from graphql_api.db.embedded import ensure_database
+from graphql_api.db.writers import WriterPool
 from graphql_api.demo import write_demo_set
 from graphql_api.downloads import sign_download
 from graphql_api.pagination import Cursor
+from graphql_api.runtime import DatabaseUrls, Pools
 from graphql_api.services import Services
 from graphql_api.storage.base import TRAINING_BUCKET
 from graphql_api.storage.local import LocalStorage
@@ -228,9 +229,11 @@ def errors_of(body: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-async def imported(db: Database, storage: LocalStorage, tmp_path: Path) -> list[dict[str, Any]]:
+async def imported(
+    db: Database, owner_writers: WriterPool, storage: LocalStorage, tmp_path: Path
+) -> list[dict[str, Any]]:
     """30 generated, enriched conversations; their rows, in generation order."""
-    importer = ConversationImporter(db.pool, storage)
+    importer = ConversationImporter(owner_writers, storage)
     ids = [
         (await importer.import_file(path)).conversation_id
         for path in write_demo_set(tmp_path / "demo", 30, seed=11)
@@ -848,11 +851,15 @@ class StatementCounter:
 
 @pytest.fixture
 async def counted(
-    maintenance_dsn: str, settings: Settings, db: Database, storage: LocalStorage
+    database_urls: DatabaseUrls,
+    settings: Settings,
+    db: Database,
+    pools: Pools,
+    storage: LocalStorage,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, StatementCounter]]:
     """A client whose app runs on its own pool; every SQL statement it sends is counted."""
     counter = StatementCounter()
-    dsn = await ensure_database(maintenance_dsn, "training_files_test")
+    dsn = database_urls.app
 
     async def init(conn: asyncpg.Connection) -> None:
         for type_name in ("json", "jsonb"):
@@ -864,7 +871,8 @@ async def counted(
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, init=init)
     assert pool is not None
     try:
-        app = create_app(settings, Services(settings, Database(pool), storage))
+        services = Services(settings, Database(pool), pools.writers, pools.maintenance, storage)
+        app = create_app(settings, services)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://testserver", headers=bearer(settings, USER)

@@ -12,6 +12,7 @@ from graphql_api.conversations.importer import (
     find_conversation_files,
 )
 from graphql_api.db.database import Database
+from graphql_api.db.writers import WriterPool
 from graphql_api.demo import write_demo_set
 from graphql_api.storage.base import CONVERSATION_BUCKET, read_all
 from graphql_api.storage.local import LocalStorage
@@ -34,10 +35,10 @@ async def _stored_keys(storage: LocalStorage) -> list[str]:
 
 
 async def test_real_examples_import_with_the_warnings_they_really_have(
-    db: Database, storage: LocalStorage
+    db: Database, owner_writers: WriterPool, storage: LocalStorage
 ) -> None:
     paths = require_examples()
-    importer = ConversationImporter(db.pool, storage)
+    importer = ConversationImporter(owner_writers, storage)
     results = [await importer.import_file(p) for p in paths]
 
     assert [r.outcome for r in results] == [Outcome.IMPORTED] * len(paths)
@@ -71,10 +72,10 @@ async def test_real_examples_import_with_the_warnings_they_really_have(
 
 
 async def test_generated_conversations_import_and_reimport_changes_nothing(
-    db: Database, storage: LocalStorage, tmp_path: Path
+    db: Database, owner_writers: WriterPool, storage: LocalStorage, tmp_path: Path
 ) -> None:
     paths = write_demo_set(tmp_path / "demo", 12, seed=7)
-    importer = ConversationImporter(db.pool, storage)
+    importer = ConversationImporter(owner_writers, storage)
     first = [await importer.import_file(p) for p in find_conversation_files([tmp_path / "demo"])]
     assert [r.outcome for r in first] == [Outcome.IMPORTED] * len(paths)
 
@@ -91,10 +92,10 @@ async def test_generated_conversations_import_and_reimport_changes_nothing(
 
 
 async def test_a_changed_file_replaces_the_old_one_when_not_in_a_training_file(
-    db: Database, storage: LocalStorage, tmp_path: Path
+    db: Database, owner_writers: WriterPool, storage: LocalStorage, tmp_path: Path
 ) -> None:
     [path] = write_demo_set(tmp_path, 1, seed=3)
-    importer = ConversationImporter(db.pool, storage)
+    importer = ConversationImporter(owner_writers, storage)
     first = await importer.import_file(path)
     old_key = (await _row(db, first.conversation_id))["enriched_file_path"]
 
@@ -111,10 +112,10 @@ async def test_a_changed_file_replaces_the_old_one_when_not_in_a_training_file(
 
 
 async def test_a_changed_file_is_refused_once_the_conversation_is_in_a_training_file(
-    db: Database, storage: LocalStorage, tmp_path: Path
+    db: Database, owner_writers: WriterPool, storage: LocalStorage, tmp_path: Path
 ) -> None:
     [path] = write_demo_set(tmp_path, 1, seed=5)
-    importer = ConversationImporter(db.pool, storage)
+    importer = ConversationImporter(owner_writers, storage)
     result = await importer.import_file(path)
     async with db.session() as conn:
         file_id = await conn.fetchval(
@@ -162,11 +163,11 @@ BAD_FILES = {
 
 @pytest.mark.parametrize("name", sorted(BAD_FILES))
 async def test_blocked_files_are_reported_and_leave_nothing_behind(
-    db: Database, storage: LocalStorage, tmp_path: Path, name: str
+    db: Database, owner_writers: WriterPool, storage: LocalStorage, tmp_path: Path, name: str
 ) -> None:
     path = tmp_path / name
     path.write_bytes(BAD_FILES[name])
-    result = await ConversationImporter(db.pool, storage).import_file(path)
+    result = await ConversationImporter(owner_writers, storage).import_file(path)
 
     assert result.outcome is Outcome.BLOCKED
     assert result.source == str(path)
@@ -177,7 +178,7 @@ async def test_blocked_files_are_reported_and_leave_nothing_behind(
 
 
 async def test_every_reason_of_a_blocked_file_is_reported(
-    db: Database, storage: LocalStorage, tmp_path: Path
+    db: Database, owner_writers: WriterPool, storage: LocalStorage, tmp_path: Path
 ) -> None:
     path = tmp_path / "many.json"
     path.write_text(
@@ -190,7 +191,7 @@ async def test_every_reason_of_a_blocked_file_is_reported(
             }
         )
     )
-    result = await ConversationImporter(db.pool, storage).import_file(path)
+    result = await ConversationImporter(owner_writers, storage).import_file(path)
     assert result.outcome is Outcome.BLOCKED
     text = "\n".join(result.problems)
     assert "training_pairs[0].turn_number" in text

@@ -14,11 +14,14 @@ import pytest
 from graphql_api.aggregation.service import TrainingFileService
 from graphql_api.conversations.importer import ConversationImporter
 from graphql_api.db.database import Database
+from graphql_api.db.writers import WriterPool
 from graphql_api.demo import write_demo_set
+from graphql_api.runtime import Pools
 from graphql_api.storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, iter_bytes, read_all
 from graphql_api.storage.local import LocalStorage
 from graphql_api.storage.s3 import S3Storage
 
+from .conftest import training_file_service
 from .s3_servers import MotoServer
 from .storage_wrappers import InjectedFailure, InstrumentedStorage
 
@@ -37,11 +40,11 @@ async def s3(moto: MotoServer) -> AsyncIterator[S3Storage]:
 
 @pytest.fixture
 async def conversations(
-    db: Database, s3: S3Storage, tmp_path: Path
+    db: Database, owner_writers: WriterPool, s3: S3Storage, tmp_path: Path
 ) -> tuple[LocalStorage, list[UUID]]:
     """320 conversations imported once; their files stored in both backends under one key."""
     local = LocalStorage(tmp_path / "local")
-    importer = ConversationImporter(db.pool, local)
+    importer = ConversationImporter(owner_writers, local)
     ids = [
         (await importer.import_file(p)).conversation_id
         for p in write_demo_set(tmp_path / "demo", 4 * BATCH, seed=2024)
@@ -62,20 +65,20 @@ async def _build(service: TrainingFileService, name: str, ids: list[UUID]) -> li
 
 
 async def test_large_file_on_s3_equals_local_and_the_splice_is_copied_server_side(
-    db: Database, s3: S3Storage, conversations: tuple[LocalStorage, list[UUID]]
+    db: Database, pools: Pools, s3: S3Storage, conversations: tuple[LocalStorage, list[UUID]]
 ) -> None:
     local, ids = conversations
-    on_local = await _build(TrainingFileService(db, local), "large-file-L", ids[: 3 * BATCH])
-    on_s3 = await _build(TrainingFileService(db, s3), "large-file-S", ids[: 3 * BATCH])
+    on_local = await _build(training_file_service(pools, local), "large-file-L", ids[: 3 * BATCH])
+    on_s3 = await _build(training_file_service(pools, s3), "large-file-S", ids[: 3 * BATCH])
 
     before_last = on_s3[-1]
     s3.stats.uploaded_bytes = s3.stats.copied_bytes = 0
-    last_s3 = await TrainingFileService(db, s3).add_conversations(
+    last_s3 = await training_file_service(pools, s3).add_conversations(
         OWNER,
         before_last.id,
         ids[3 * BATCH :],  # type: ignore[attr-defined]
     )
-    last_local = await TrainingFileService(db, local).add_conversations(
+    last_local = await training_file_service(pools, local).add_conversations(
         OWNER,
         on_local[-1].id,
         ids[3 * BATCH :],  # type: ignore[attr-defined]
@@ -101,10 +104,10 @@ async def test_large_file_on_s3_equals_local_and_the_splice_is_copied_server_sid
 
 
 async def test_failure_mid_multipart_upload_leaves_nothing_and_changes_nothing(
-    db: Database, s3: S3Storage, conversations: tuple[LocalStorage, list[UUID]]
+    db: Database, pools: Pools, s3: S3Storage, conversations: tuple[LocalStorage, list[UUID]]
 ) -> None:
     _, ids = conversations
-    service = TrainingFileService(db, s3)
+    service = training_file_service(pools, s3)
     created = await service.create_training_file(OWNER, "fails-midway", None, ids[:BATCH])
     created = await service.add_conversations(OWNER, created.id, ids[BATCH : 2 * BATCH])
     keys_before = await s3.list_keys(TRAINING_BUCKET)
@@ -116,8 +119,8 @@ async def test_failure_mid_multipart_upload_leaves_nothing_and_changes_nothing(
     flaky = InstrumentedStorage(s3)
     flaky.fail_writes_after = 9 * MiB  # past the first 8 MiB part: a multipart upload
     with pytest.raises(InjectedFailure):
-        await TrainingFileService(
-            db, flaky
+        await training_file_service(
+            pools, flaky
         ).add_conversations(  # type: ignore[arg-type]
             OWNER, created.id, ids[2 * BATCH : 3 * BATCH]
         )

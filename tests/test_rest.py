@@ -22,6 +22,7 @@ from graphql_api.auth import mint_token
 from graphql_api.config import Settings
 from graphql_api.conversations.importer import ConversationImporter
 from graphql_api.db.database import Database
+from graphql_api.db.writers import WriterPool
 from graphql_api.demo import write_demo_set
 from graphql_api.services import Services
 from graphql_api.storage.base import CONVERSATION_BUCKET
@@ -57,8 +58,10 @@ RECORD_FIELDS = {
 
 
 @pytest.fixture
-async def conversation_ids(db: Database, storage: LocalStorage, tmp_path: Path) -> list[UUID]:
-    importer = ConversationImporter(db.pool, storage)
+async def conversation_ids(
+    db: Database, owner_writers: WriterPool, storage: LocalStorage, tmp_path: Path
+) -> list[UUID]:
+    importer = ConversationImporter(owner_writers, storage)
     ids = []
     for path in write_demo_set(tmp_path / "demo", 6, seed=7):
         result = await importer.import_file(path)

@@ -13,7 +13,9 @@ from graphql_api.app import create_app
 from graphql_api.config import ConfigError, Settings
 from graphql_api.conversations.importer import ConversationImporter, Outcome
 from graphql_api.db.database import Database
+from graphql_api.db.writers import WriterPool
 from graphql_api.demo import write_demo_set
+from graphql_api.runtime import Pools
 from graphql_api.services import Services
 from graphql_api.storage.base import TRAINING_BUCKET, read_all
 from graphql_api.storage.s3 import S3Storage
@@ -44,13 +46,18 @@ async def s3(moto: MotoServer) -> AsyncIterator[S3Storage]:
 
 
 async def test_import_build_and_presigned_download_on_s3(
-    db: Database, s3: S3Storage, settings: Settings, tmp_path: Path
+    db: Database,
+    owner_writers: WriterPool,
+    pools: Pools,
+    s3: S3Storage,
+    settings: Settings,
+    tmp_path: Path,
 ) -> None:
-    importer = ConversationImporter(db.pool, s3)
+    importer = ConversationImporter(owner_writers, s3)
     results = [await importer.import_file(p) for p in write_demo_set(tmp_path, 3, seed=8)]
     assert [r.outcome for r in results] == [Outcome.IMPORTED] * 3
 
-    app = create_app(settings, Services(settings, db, s3))
+    app = create_app(settings, Services.of(settings, pools, s3))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         client.headers.update(bearer(settings, USER))
@@ -82,7 +89,7 @@ async def test_import_build_and_presigned_download_on_s3(
 
 
 async def test_health_reports_missing_buckets(
-    db: Database, moto: MotoServer, settings: Settings
+    db: Database, pools: Pools, moto: MotoServer, settings: Settings
 ) -> None:
     s3 = await S3Storage.open(
         moto.config(
@@ -91,7 +98,7 @@ async def test_health_reports_missing_buckets(
         )
     )
     try:
-        app = create_app(settings, Services(settings, db, s3))
+        app = create_app(settings, Services.of(settings, pools, s3))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             response = await client.get("/healthz")

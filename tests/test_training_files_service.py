@@ -18,11 +18,13 @@ import pytest
 from graphql_api.aggregation.service import FileFormat, TrainingFileService
 from graphql_api.conversations.importer import ConversationImporter
 from graphql_api.db.database import Database
+from graphql_api.db.writers import WriterPool
 from graphql_api.demo import write_demo_set
 from graphql_api.errors import Conflict, Forbidden, InvalidInput, NotFound
+from graphql_api.runtime import Pools
 from graphql_api.storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, Storage, read_all
 
-from .conftest import TRAINING_FILE_SCHEMA
+from .conftest import TRAINING_FILE_SCHEMA, training_file_service
 from .storage_wrappers import InjectedFailure, InstrumentedStorage
 
 SCHEMA = TRAINING_FILE_SCHEMA
@@ -40,15 +42,15 @@ def instrumented(storage: Storage) -> InstrumentedStorage:
 
 
 @pytest.fixture
-def service(db: Database, instrumented: InstrumentedStorage) -> TrainingFileService:
-    return TrainingFileService(db, instrumented)
+def service(db: Database, pools: Pools, instrumented: InstrumentedStorage) -> TrainingFileService:
+    return training_file_service(pools, instrumented)
 
 
 @pytest.fixture
 async def conversation_ids(
-    db: Database, storage: Storage, tmp_path: Path
+    db: Database, owner_writers: WriterPool, storage: Storage, tmp_path: Path
 ) -> AsyncIterator[list[UUID]]:
-    importer = ConversationImporter(db.pool, storage)
+    importer = ConversationImporter(owner_writers, storage)
     ids = []
     for path in write_demo_set(tmp_path / "demo", 24, seed=21):
         ids.append((await importer.import_file(path)).conversation_id)

@@ -15,7 +15,6 @@ import hashlib
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -29,6 +28,7 @@ from ..db import training_files as rows
 from ..db.conversations import ConversationRecord
 from ..db.database import Database
 from ..db.training_files import FileVersion, MemberStats, TrainingFileRecord
+from ..db.writers import LockedSession, LockKind, WriterPool
 from ..errors import Conflict, Forbidden, NotFound, ProblemList
 from ..pagination import Cursor, Page, keyset_page
 from ..storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, CopyRange, Part, Storage, read_all
@@ -98,12 +98,16 @@ class TrainingFileService:
     def __init__(
         self,
         db: Database,
+        writers: WriterPool,
+        maintenance: Database,
         storage: Storage,
         *,
         link_ttl_seconds: int = LINK_TTL_SECONDS,
         fetch_concurrency: int = 8,
     ) -> None:
         self._db = db
+        self._writers = writers
+        self._maintenance = maintenance
         self._storage = storage
         self._link_ttl = timedelta(seconds=link_ttl_seconds)
         self._fetch_concurrency = fetch_concurrency
@@ -123,29 +127,32 @@ class TrainingFileService:
         ids = check_ids(conversation_ids, problems)
         async with self._db.session(user_id) as conn:
             if checked_name is not None and await rows.name_taken(conn, checked_name):
-                problems.add(
-                    "NAME_TAKEN", f"a training file named {checked_name!r} exists", field="name"
-                )
+                _name_taken(problems, checked_name)
             records = await _eligible(conn, ids, problems)
         problems.raise_if_any("the training file was not created")
         assert checked_name is not None
 
         file_id = uuid4()
         now = _now()
-        version = await self._build(user_id, file_id, checked_name, None, records, now, now)
-        try:
-            async with self._db.session(user_id) as conn:
-                record = await rows.insert(
-                    conn, file_id, checked_name, checked_description, user_id, version
-                )
-                await rows.add_members(conn, file_id, ids, 0, user_id)
-                await _verify_unchanged(conn, records)
-                return record
-        except BaseException as error:
-            await self._discard(version)
-            if isinstance(error, asyncpg.UniqueViolationError):
-                raise Conflict(f"a training file named {checked_name!r} exists") from None
-            raise
+        # Held while the objects are written, so `check --repair` knows they are not orphans.
+        async with self._writers.exclusive(LockKind.TRAINING_FILE, file_id) as locked:
+            version = await self._build(
+                locked, user_id, file_id, checked_name, None, records, now, now
+            )
+            try:
+                async with locked.session(user_id) as conn:
+                    record = await rows.insert(
+                        conn, file_id, checked_name, checked_description, user_id, version
+                    )
+                    await rows.add_members(conn, file_id, ids, 0, user_id)
+                    await _verify_unchanged(conn, records)
+                    return record
+            except BaseException as error:
+                await self._discard(version)
+                if _is_name_conflict(error):
+                    _name_taken(problems, checked_name)
+                    problems.raise_if_any("the training file was not created")
+                raise
 
     async def add_conversations(
         self, user_id: UUID, training_file_id: UUID, conversation_ids: Sequence[object]
@@ -153,8 +160,12 @@ class TrainingFileService:
         problems = ProblemList()
         ids = check_ids(conversation_ids, problems)
         problems.raise_if_any("no conversations were added")
-        async with self._exclusive(training_file_id):
-            async with self._db.session(user_id) as conn:
+        # Refuse what can be refused before queueing for the file's lock.
+        async with self._db.session(user_id) as conn:
+            await self._owned_active_file(conn, user_id, training_file_id)
+
+        async with self._writers.exclusive(LockKind.TRAINING_FILE, training_file_id) as locked:
+            async with locked.session(user_id) as conn:
                 current = await self._owned_active_file(conn, user_id, training_file_id)
                 already = await rows.members_among(conn, training_file_id, ids)
                 if already:
@@ -170,20 +181,26 @@ class TrainingFileService:
 
             now = _now()
             version = await self._build(
-                user_id, training_file_id, current.name, current, records, current.created_date, now
+                locked,
+                user_id,
+                training_file_id,
+                current.name,
+                current,
+                records,
+                current.created_date,
+                now,
             )
             try:
-                async with self._db.session(user_id) as conn:
+                async with locked.session(user_id) as conn:
                     first_position = current.conversation_count
                     await rows.add_members(conn, training_file_id, ids, first_position, user_id)
                     await _verify_unchanged(conn, records)
+                    # The database retires the replaced objects itself (a trigger).
                     updated = await rows.update_version(
                         conn, training_file_id, current.version, version
                     )
                     if updated is None:
                         raise Conflict("the training file changed meanwhile; try again")
-                    old_keys = [k for k in (current.json_file_path, current.jsonl_file_path) if k]
-                    await rows.retire(conn, TRAINING_BUCKET, old_keys, now + self._link_ttl)
                     return updated
             except BaseException:
                 await self._discard(version)
@@ -192,7 +209,8 @@ class TrainingFileService:
     async def set_archived(
         self, user_id: UUID, training_file_id: UUID, archived: bool
     ) -> TrainingFileRecord:
-        async with self._exclusive(training_file_id), self._db.session(user_id) as conn:
+        # One statement, no lock: an add commits only while the file is still active.
+        async with self._db.session(user_id) as conn:
             current = await rows.get(conn, training_file_id)
             if current is None:
                 raise NotFound(f"training file {training_file_id} does not exist")
@@ -222,11 +240,12 @@ class TrainingFileService:
 
     async def sweep_retired_objects(self, now: datetime | None = None, limit: int = 1000) -> int:
         """Delete retired objects whose links have all expired; return how many."""
-        async with self._db.session() as conn:
-            due = await rows.due_for_deletion(conn, now or _now(), limit)
+        cutoff = (now or _now()) - self._link_ttl
+        async with self._maintenance.session() as conn:
+            due = await rows.due_for_deletion(conn, cutoff, limit)
         for bucket, key in due:
             await self._storage.delete(bucket, key)
-            async with self._db.session() as conn:
+            async with self._maintenance.session() as conn:
                 await rows.forget_retired(conn, bucket, key)
         return len(due)
 
@@ -234,6 +253,7 @@ class TrainingFileService:
 
     async def _build(
         self,
+        locked: LockedSession,
         user_id: UUID,
         file_id: UUID,
         name: str,
@@ -246,7 +266,7 @@ class TrainingFileService:
         first_position = current.conversation_count if current else 0
         new_ids = [r.conversation_id for r in records]
         existing_id = current.id if current else None
-        async with self._db.session(user_id) as conn:
+        async with locked.session(user_id) as conn:
             stats = await rows.member_stats(conn, existing_id, new_ids, first_position)
             distribution = await rows.distribution(conn, existing_id, new_ids, first_position)
 
@@ -386,21 +406,6 @@ class TrainingFileService:
 
     # ------------------------------------------------------------------ helpers
 
-    @asynccontextmanager
-    async def _exclusive(self, training_file_id: UUID) -> AsyncIterator[None]:
-        """Serialize changes to one file across every process, in PostgreSQL.
-
-        A session-level advisory lock on its own connection: it is held while the objects are
-        written, and released by PostgreSQL itself if this process dies.
-        """
-        key = _lock_key(training_file_id)
-        async with self._db.pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1)", key)
-            try:
-                yield
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", key)
-
     async def _owned_active_file(
         self, conn: asyncpg.Connection, user_id: UUID, training_file_id: UUID
     ) -> TrainingFileRecord:
@@ -475,8 +480,16 @@ def _require_owner(current: TrainingFileRecord, user_id: UUID) -> None:
         raise Forbidden(f"training file {current.name!r} belongs to another user")
 
 
-def _lock_key(training_file_id: UUID) -> int:
-    return int.from_bytes(training_file_id.bytes[:8], "big", signed=True)
+def _name_taken(problems: ProblemList, name: str) -> None:
+    problems.add("NAME_TAKEN", f"a training file named {name!r} exists", field="name")
+
+
+def _is_name_conflict(error: BaseException) -> bool:
+    """A create that lost the race for its name to a concurrent one."""
+    return (
+        isinstance(error, asyncpg.UniqueViolationError)
+        and error.constraint_name == "training_files_name_key"
+    )
 
 
 def _now() -> datetime:

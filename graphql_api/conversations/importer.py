@@ -12,6 +12,7 @@ from uuid import UUID
 import asyncpg
 
 from ..db import conversations as conversation_rows
+from ..db.writers import LockKind, WriterPool
 from ..storage.base import CONVERSATION_BUCKET, Storage, iter_bytes
 from .analysis import ConversationAnalysis, Issue, analyze
 
@@ -53,10 +54,12 @@ def storage_key(analysis: ConversationAnalysis) -> str:
 
 
 class ConversationImporter:
+    """Imports as the writer pool's login role (the owner, for the CLI and the demo data)."""
+
     def __init__(
-        self, pool: asyncpg.Pool, storage: Storage, *, created_by: UUID | None = None
+        self, writers: WriterPool, storage: Storage, *, created_by: UUID | None = None
     ) -> None:
-        self._pool = pool
+        self._writers = writers
         self._storage = storage
         self._created_by = created_by
 
@@ -77,17 +80,19 @@ class ConversationImporter:
             )
         conversation_id = analysis.conversation_id
 
-        async with self._pool.acquire() as conn:
-            existing = (await conversation_rows.get_many(conn, [conversation_id])).get(
-                conversation_id
-            )
+        # Held from storing the file to committing its row: `check --repair` never takes a
+        # file being imported for an orphan.
+        async with self._writers.exclusive(LockKind.CONVERSATION, conversation_id) as locked:
+            async with locked.session() as conn:
+                found = await conversation_rows.get_many(conn, [conversation_id])
+            existing = found.get(conversation_id)
             if existing and existing.enriched_file_sha256 == analysis.sha256:
                 return ImportResult(source, Outcome.UNCHANGED, conversation_id, warnings)
 
             key = storage_key(analysis)
             await self._storage.put(CONVERSATION_BUCKET, key, iter_bytes(raw))
             try:
-                async with conn.transaction():
+                async with locked.session() as conn:
                     previous = await conversation_rows.lock(conn, conversation_id)
                     await self._refuse_if_in_training_file(conn, conversation_id, previous)
                     await conversation_rows.upsert(
@@ -102,8 +107,8 @@ class ConversationImporter:
                 await self._forget(key, keep=existing.enriched_file_path if existing else None)
                 raise
 
-        if previous and previous.enriched_file_path and previous.enriched_file_path != key:
-            await self._storage.delete(CONVERSATION_BUCKET, previous.enriched_file_path)
+            if previous and previous.enriched_file_path and previous.enriched_file_path != key:
+                await self._storage.delete(CONVERSATION_BUCKET, previous.enriched_file_path)
         outcome = Outcome.UPDATED if previous else Outcome.IMPORTED
         return ImportResult(source, outcome, conversation_id, warnings)
 

@@ -8,7 +8,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -66,15 +66,23 @@ def with_database(dsn: str, database: str) -> str:
     return f"{base}/{quote(database)}{sep}{query}"
 
 
+def with_user(dsn: str, user: str) -> str:
+    """The same embedded-server DSN (trust authentication on its socket) as another role."""
+    parsed = urlsplit(dsn)
+    host = parsed.netloc.rpartition("@")[2]
+    return urlunsplit(parsed._replace(netloc=f"{quote(user)}@{host}"))
+
+
 async def ensure_database(maintenance_dsn: str, database: str = DATABASE_NAME) -> str:
     """Create `database` on first start; return its DSN."""
     conn = await asyncpg.connect(maintenance_dsn)
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
         if not exists:
-            # Another process may create it meanwhile. Identifiers can't be parameters;
-            # the name is ours, not user input.
-            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+            # Another process may create it meanwhile: PostgreSQL then reports a duplicate, or
+            # (when both pass its own check at once) a unique violation on pg_database.
+            # Identifiers can't be parameters; the name is ours, not user input.
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
                 await conn.execute(f'CREATE DATABASE "{database}"')
     finally:
         await conn.close()

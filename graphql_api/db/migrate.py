@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,29 +60,43 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return list(migrations.values())
 
 
+@asynccontextmanager
+async def schema_lock(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """Held while the schema (and the roles beside it) change: one starting process at a time."""
+    await conn.execute("SELECT pg_advisory_lock($1)", _ADVISORY_LOCK_KEY)
+    try:
+        yield
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _ADVISORY_LOCK_KEY)
+
+
 async def apply_migrations(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply the pending migrations in order; return the names applied.
 
     Holds an advisory lock so that two processes starting at once don't race, and refuses
     to start when an applied file was changed or is missing.
     """
+    async with schema_lock(conn):
+        return await apply_migrations_locked(conn, directory)
+
+
+async def apply_migrations_locked(
+    conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR
+) -> list[str]:
+    """`apply_migrations` for a caller that holds `schema_lock` already."""
     migrations = load_migrations(directory)
-    await conn.execute("SELECT pg_advisory_lock($1)", _ADVISORY_LOCK_KEY)
-    try:
-        await conn.execute(_CREATE_TABLE)
-        applied = {row["version"]: row for row in await conn.fetch(_APPLIED)}
-        _check_applied(migrations, applied, directory)
-        done = []
-        for migration in migrations:
-            if migration.version in applied:
-                continue
-            async with conn.transaction():
-                await conn.execute(migration.sql)
-                await conn.execute(_RECORD, migration.version, migration.name, migration.checksum)
-            done.append(migration.name)
-        return done
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _ADVISORY_LOCK_KEY)
+    await conn.execute(_CREATE_TABLE)
+    applied = {row["version"]: row for row in await conn.fetch(_APPLIED)}
+    _check_applied(migrations, applied, directory)
+    done = []
+    for migration in migrations:
+        if migration.version in applied:
+            continue
+        async with conn.transaction():
+            await conn.execute(migration.sql)
+            await conn.execute(_RECORD, migration.version, migration.name, migration.checksum)
+        done.append(migration.name)
+    return done
 
 
 def _check_applied(

@@ -163,12 +163,13 @@ VALUES ($1, $2, $3, 'active', $4, $5, $5, $5,
 RETURNING {_COLUMNS}
 """
 
-# The version check makes a commit that lost a race fail loudly instead of overwriting.
+# The version check makes a commit that lost a race fail loudly instead of overwriting; the
+# status check keeps an archive that landed meanwhile from taking an addition.
 _UPDATE_VERSION = f"""
 UPDATE training_files SET
     {", ".join(f"{c} = ${i}" for i, c in enumerate(_VERSION_COLUMNS, start=3))},
     last_updated_at = ${3 + len(_VERSION_COLUMNS)}, updated_at = ${3 + len(_VERSION_COLUMNS)}
-WHERE id = $1 AND version = $2
+WHERE id = $1 AND version = $2 AND status = 'active'
 RETURNING {_COLUMNS}
 """
 
@@ -188,14 +189,16 @@ SELECT conversation_id FROM training_file_conversations
 WHERE training_file_id = $1 AND conversation_id = ANY($2::uuid[])
 """
 
-_RETIRE = """
-INSERT INTO retired_objects (bucket, key, delete_after)
-SELECT $1, key, $3 FROM unnest($2::text[]) AS k(key)
-ON CONFLICT (bucket, key) DO NOTHING
-"""
-
+# Retired before the cutoff (now minus the link lifetime), and pointed at by no row: a key a
+# row points at again is never deleted, whatever the table says.
 _DUE_FOR_DELETION = """
-SELECT bucket, key FROM retired_objects WHERE delete_after <= $1 ORDER BY delete_after LIMIT $2
+SELECT r.bucket, r.key FROM retired_objects r
+WHERE r.retired_at <= $1
+  AND NOT EXISTS (SELECT 1 FROM training_files f
+                  WHERE f.storage_bucket = r.bucket
+                    AND r.key IN (f.json_file_path, f.jsonl_file_path))
+ORDER BY r.retired_at
+LIMIT $2
 """
 _FORGET_RETIRED = "DELETE FROM retired_objects WHERE bucket = $1 AND key = $2"
 
@@ -335,16 +338,11 @@ async def add_members(
     await conn.execute(_INSERT_MEMBERS, file_id, list(conversation_ids), first_position, added_by)
 
 
-async def retire(
-    conn: asyncpg.Connection, bucket: str, keys: Sequence[str], delete_after: datetime
-) -> None:
-    await conn.execute(_RETIRE, bucket, list(keys), delete_after)
-
-
 async def due_for_deletion(
-    conn: asyncpg.Connection, now: datetime, limit: int
+    conn: asyncpg.Connection, retired_before: datetime, limit: int
 ) -> list[tuple[str, str]]:
-    return [(r["bucket"], r["key"]) for r in await conn.fetch(_DUE_FOR_DELETION, now, limit)]
+    rows = await conn.fetch(_DUE_FOR_DELETION, retired_before, limit)
+    return [(r["bucket"], r["key"]) for r in rows]
 
 
 async def forget_retired(conn: asyncpg.Connection, bucket: str, key: str) -> None:
