@@ -51,18 +51,17 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import asyncpg
-
 from graphql_api.aggregation import requests as request_checks
 from graphql_api.aggregation.service import TrainingFileService
+from graphql_api.config import Settings
 from graphql_api.conversations.importer import ConversationImporter, Outcome
 from graphql_api.db import conversations as conversation_rows
 from graphql_api.db.database import Database
-from graphql_api.db.embedded import ensure_database, start_embedded
-from graphql_api.db.migrate import apply_migrations
-from graphql_api.db.pool import create_pool
+from graphql_api.db.embedded import start_embedded
 from graphql_api.db.training_files import TrainingFileRecord
+from graphql_api.db.writers import WriterPool
 from graphql_api.demo import write_demo_set
+from graphql_api.runtime import database_urls, open_owner_writers, open_pools, prepare_database
 from graphql_api.storage.base import (
     CONVERSATION_BUCKET,
     Part,
@@ -77,7 +76,6 @@ ADD = 10
 ROUNDS = 5
 DEMO_COUNT = LARGE + ADD * ROUNDS
 RSS_WARMUP = 5
-DATABASE = "training_files_bench"
 MB = 1024 * 1024
 
 
@@ -190,7 +188,7 @@ async def timed_add(
 # ------------------------------------------------------------------------------ parts of the run
 
 
-async def import_demo(pool: asyncpg.Pool, storage: Storage, demo_dir: Path) -> list[UUID]:
+async def import_demo(writers: WriterPool, storage: Storage, demo_dir: Path) -> list[UUID]:
     started = time.perf_counter()
     paths = write_demo_set(demo_dir, DEMO_COUNT, seed=SEED)
     total = sum(p.stat().st_size for p in paths)
@@ -199,7 +197,7 @@ async def import_demo(pool: asyncpg.Pool, storage: Storage, demo_dir: Path) -> l
         f"in {time.perf_counter() - started:.1f} s"
     )
     started = time.perf_counter()
-    importer = ConversationImporter(pool, storage, created_by=USER)
+    importer = ConversationImporter(writers, storage, created_by=USER)
     ids: list[UUID] = []
     for i, path in enumerate(paths, 1):
         result = await importer.import_file(path)
@@ -391,6 +389,13 @@ def _remove_empty_dir(path: Path) -> None:
         os.rmdir(path)
 
 
+def bench_settings(pg_dir: Path, storage_root: Path) -> Settings:
+    """The shipped defaults, on the bench's own embedded PostgreSQL and storage."""
+    return Settings.from_env(
+        {"DATA_DIR": str(pg_dir), "STORAGE_URL": storage_root.as_uri(), "JWT_SECRET": "b" * 40}
+    )
+
+
 async def run() -> None:
     lift_request_cap()
     started = time.perf_counter()
@@ -401,34 +406,38 @@ async def run() -> None:
         # Registered before the server's own exit hook, so it runs after it (LIFO) and only
         # removes the directory once the server has deleted its data; rmdir never deletes data.
         atexit.register(_remove_empty_dir, pg_dir)
-        maintenance = await asyncio.to_thread(start_embedded, pg_dir, delete_on_exit=True)
-        dsn = await ensure_database(maintenance, DATABASE)
-        pool = await create_pool(dsn)
+        await asyncio.to_thread(start_embedded, pg_dir, delete_on_exit=True)
+        storage_root = scratch / "storage"
+        settings = bench_settings(pg_dir, storage_root)
+        urls = await database_urls(settings)
+        await prepare_database(settings, urls)
+        pools = await open_pools(settings, urls)
+        writers = await open_owner_writers(settings, urls)
         try:
-            async with pool.acquire() as conn:
-                await apply_migrations(conn)
-            storage_root = scratch / "storage"
             local = LocalStorage(storage_root)
-            ids = await import_demo(pool, local, scratch / "demo")
+            ids = await import_demo(writers, local, scratch / "demo")
             counting = CountingStorage(local)
-            db = Database(pool)
-            service = TrainingFileService(db, counting)
+            service = TrainingFileService(pools.db, pools.writers, pools.maintenance, counting)
             await measure_adds(service, counting, ids)
-            await measure_memory(service, db, dsn, storage_root, ids, scratch)
+            await measure_memory(service, pools.db, str(pg_dir), storage_root, ids, scratch)
         finally:
-            await pool.close()
+            await writers.close()
+            await pools.close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     say(f"\ndone in {time.perf_counter() - started:.0f} s")
 
 
-async def rss_child(dsn: str, storage_root: Path, ids_file: Path, n: int) -> None:
+async def rss_child(pg_dir: str, storage_root: Path, ids_file: Path, n: int) -> None:
     """In a fresh process: warm up, then create one file of `n`; print peak RSS as JSON."""
     lift_request_cap()
     ids = [UUID(i) for i in json.loads(ids_file.read_text())]
-    pool = await create_pool(dsn, max_size=4)
+    settings = bench_settings(Path(pg_dir), storage_root)
+    pools = await open_pools(settings, await database_urls(settings))
     try:
-        service = TrainingFileService(Database(pool), LocalStorage(storage_root))
+        service = TrainingFileService(
+            pools.db, pools.writers, pools.maintenance, LocalStorage(storage_root)
+        )
         await service.create_training_file(USER, f"bench-rss-warmup-{n}", None, ids[:RSS_WARMUP])
         gc.collect()
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -437,17 +446,17 @@ async def rss_child(dsn: str, storage_root: Path, ids_file: Path, n: int) -> Non
         seconds = time.perf_counter() - started
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     finally:
-        await pool.close()
+        await pools.close()
     print(json.dumps({"before_kb": before, "peak_kb": peak, "seconds": seconds}))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rss-child", nargs=4, metavar=("DSN", "STORAGE", "IDS", "N"))
+    parser.add_argument("--rss-child", nargs=4, metavar=("PG_DIR", "STORAGE", "IDS", "N"))
     args = parser.parse_args()
     if args.rss_child:
-        dsn, storage_root, ids_file, n = args.rss_child
-        asyncio.run(rss_child(dsn, Path(storage_root), Path(ids_file), int(n)))
+        pg_dir, storage_root, ids_file, n = args.rss_child
+        asyncio.run(rss_child(pg_dir, Path(storage_root), Path(ids_file), int(n)))
     else:
         asyncio.run(run())
 

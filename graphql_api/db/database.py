@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ..errors import Busy
+from ..errors import Busy, DatabaseUnavailable
 
 APP_ROLE = "training_files_user"
 
@@ -20,6 +20,15 @@ _BECOME_USER = "SELECT set_config('app.user_id', $1, true), set_config('role', $
 async def become_user(conn: asyncpg.Connection, user_id: UUID) -> None:
     """Inside a transaction: run the rest of it as `user_id`, under the row-level policies."""
     await conn.execute(_BECOME_USER, str(user_id), APP_ROLE)
+
+
+# What (re)connecting raises while PostgreSQL is down or restarting: refused, no socket, or
+# "the database system is starting up".
+CONNECT_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError)
+
+
+def unreachable(error: BaseException) -> DatabaseUnavailable:
+    return DatabaseUnavailable(f"the database is unreachable ({type(error).__name__}); retry later")
 
 
 class Database:
@@ -45,6 +54,8 @@ class Database:
                 f"no database connection came free within {self._acquire_timeout:g} s; retry",
                 retry_after_seconds=max(1, int(self._acquire_timeout // 2)),
             ) from None
+        except CONNECT_ERRORS as error:
+            raise unreachable(error) from error
         try:
             yield conn
         finally:

@@ -27,7 +27,7 @@ from uuid import UUID
 import asyncpg
 
 from ..errors import Busy
-from .database import become_user
+from .database import CONNECT_ERRORS, become_user, unreachable
 
 
 class LockKind(enum.IntEnum):
@@ -151,6 +151,8 @@ class WriterPool:
                 "every writer connection is in use by other builds and imports; retry",
                 retry_after_seconds=_retry_after(self._timeout),
             ) from None
+        except CONNECT_ERRORS as error:
+            raise unreachable(error) from error
 
     @asynccontextmanager
     async def _acquired(self, timeout: float) -> AsyncIterator[asyncpg.Connection]:
