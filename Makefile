@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test install playground-assets schema lint bench clean
+.PHONY: serve test install playground-assets schema lint bench soak clean
 
 serve: install playground-assets
 	$(BIN)/training-files serve
@@ -42,6 +42,10 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench.aggregation
+
+# 16 clients for 60 s against a real server, half of the requests changing files; then `check`.
+soak: install
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) node_modules
