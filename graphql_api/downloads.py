@@ -37,6 +37,7 @@ _EXPIRES = re.compile(r"^[0-9]{1,12}$")
 _RANGE = re.compile(r"^bytes=([0-9]{0,18})-([0-9]{0,18})$")
 _UNSAFE_IN_FILENAME = re.compile(r'[\x00-\x1f\x7f"\\/]')
 _FALLBACK_FILENAME = "download"
+_INVISIBLE = frozenset("\u2028\u2029")  # line and paragraph separators (Zl, Zp)
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def verify_download(
 def content_disposition(filename: str) -> str:
     """An `attachment` header value: a safe ASCII `filename`, plus RFC 5987 `filename*`
     when the name is not plain ASCII."""
-    name = _UNSAFE_IN_FILENAME.sub("_", unicodedata.normalize("NFC", filename))
+    name = _UNSAFE_IN_FILENAME.sub("_", _visible(unicodedata.normalize("NFC", filename)))
     name = name.strip().lstrip(". ") or _FALLBACK_FILENAME
     value = f'attachment; filename="{_ascii_fallback(name)}"'
     if not name.isascii():
@@ -222,6 +223,13 @@ def _signature(
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+def _visible(name: str) -> str:
+    """`name` without invisible format characters (category Cf) and line or paragraph
+    separators: a right-to-left override (U+202E) shows what follows it reversed, so a name
+    could pass for one with another extension."""
+    return "".join(c for c in name if c not in _INVISIBLE and unicodedata.category(c) != "Cf")
 
 
 def _ascii_fallback(name: str) -> str:

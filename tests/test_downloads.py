@@ -347,6 +347,39 @@ def test_content_disposition(name: str, expected: str) -> None:
     assert content_disposition(name) == expected
 
 
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # U+202E would show "invoice\u202eslx.jsonl" as "invoicelnosj.xls": an extension spoof.
+        (
+            "invoice\u202eslx.jsonl",
+            'attachment; filename="invoiceslx.jsonl"',
+        ),
+        (
+            "Résumé\u202e\u2066.jsonl",
+            "attachment; filename=\"Resume.jsonl\"; filename*=UTF-8''R%C3%A9sum%C3%A9.jsonl",
+        ),
+        # Zero-width space and joiner, BOM, soft hyphen, line and paragraph separators.
+        (
+            "a\u200bb\u200dc\ufeffd\u00ade\u2028f\u2029g.json",
+            'attachment; filename="abcdefg.json"',
+        ),
+        ("\u202e\u2028", 'attachment; filename="download"'),
+    ],
+)
+def test_invisible_and_bidi_characters_are_dropped(name: str, expected: str) -> None:
+    assert content_disposition(name) == expected
+
+
+async def test_a_bidi_override_never_reaches_the_header(client: httpx.AsyncClient) -> None:
+    response = await client.get(_link(filename="日本\u202elnosj.exe.jsonl").url)
+    assert response.status_code == 200
+    assert response.headers["content-disposition"] == (
+        'attachment; filename="__lnosj.exe.jsonl"; '
+        "filename*=UTF-8''%E6%97%A5%E6%9C%AClnosj.exe.jsonl"
+    )
+
+
 # -- ranges ------------------------------------------------------------------------------------
 
 
