@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from uuid import UUID
 
 from ..errors import ProblemList
+from ..inputs import unstorable
 
 MAX_CONVERSATIONS_PER_REQUEST = 80
 MAX_NAME_LENGTH = 255
@@ -24,6 +25,9 @@ def check_name(name: object, problems: ProblemList) -> str | None:
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         problems.add("INVALID_NAME", "name must not contain control characters", field="name")
         return None
+    if reason := unstorable(name):
+        problems.add("INVALID_NAME", f"name {reason}", field="name")
+        return None
     return name
 
 
@@ -39,6 +43,9 @@ def check_description(description: object, problems: ProblemList) -> str | None:
             f"description must be at most {MAX_DESCRIPTION_LENGTH} characters",
             field="description",
         )
+        return None
+    if reason := unstorable(description):
+        problems.add("INVALID_DESCRIPTION", f"description {reason}", field="description")
         return None
     return description
 
@@ -56,25 +63,26 @@ def check_ids(raw_ids: Sequence[object], problems: ProblemList) -> list[UUID]:
             f"at most {MAX_CONVERSATIONS_PER_REQUEST} conversations per request, got {len(raw_ids)}",
             field=field,
         )
-    ids: list[UUID] = []
-    duplicates: list[UUID] = []
+        # The list must shrink anyway; checking each of thousands of ids only costs time.
+        return []
+    ids: dict[UUID, None] = {}  # ordered, with constant-time membership
+    duplicates: dict[UUID, None] = {}
     for raw in raw_ids:
         parsed = _uuid(raw)
         if parsed is None:
             problems.add("INVALID_ID", f"{raw!r} is not a UUID", field=field)
         elif parsed in ids:
-            if parsed not in duplicates:
-                duplicates.append(parsed)
+            duplicates[parsed] = None
         else:
-            ids.append(parsed)
+            ids[parsed] = None
     if duplicates:
         problems.add(
             "DUPLICATE_IN_REQUEST",
             f"conversation ids given more than once: {', '.join(map(str, duplicates))}",
             field=field,
-            conversation_ids=duplicates,
+            conversation_ids=list(duplicates),
         )
-    return ids
+    return list(ids)
 
 
 def _uuid(raw: object) -> UUID | None:

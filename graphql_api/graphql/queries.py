@@ -10,7 +10,7 @@ from ..aggregation.service import list_training_files
 from ..conversations.service import list_conversations
 from ..db.conversations import ConversationFilter
 from ..db.training_files import TrainingFileFilter
-from ..inputs import parse_uuid
+from ..inputs import parse_uuid, storable
 from .context import Context
 from .nodes import Conversation, TrainingFile
 from .pagination import Connection, to_connection
@@ -40,9 +40,9 @@ class ConversationFilterInput:
         not_in = self.not_in_training_file
         return ConversationFilter(
             enrichment_status=self.enrichment_status.value if self.enrichment_status else None,
-            persona_key=self.persona_key,
-            emotional_arc_key=self.emotional_arc_key,
-            training_topic_key=self.training_topic_key,
+            persona_key=storable(self.persona_key, "filter.personaKey"),
+            emotional_arc_key=storable(self.emotional_arc_key, "filter.emotionalArcKey"),
+            training_topic_key=storable(self.training_topic_key, "filter.trainingTopicKey"),
             min_quality=Decimal(str(self.min_quality)) if self.min_quality is not None else None,
             not_in_training_file=parse_uuid(not_in, "notInTrainingFile") if not_in else None,
             eligible_only=self.eligible_only,
@@ -63,7 +63,7 @@ class TrainingFileFilterInput:
         return TrainingFileFilter(
             status=self.status.value if self.status else None,
             created_by=parse_uuid(self.created_by, "createdBy") if self.created_by else None,
-            name_contains=self.name_contains,
+            name_contains=storable(self.name_contains, "filter.nameContains"),
         )
 
 
