@@ -9,7 +9,7 @@ from typing import TypeVar
 import strawberry
 
 from ..aggregation.service import FileFormat
-from ..errors import Forbidden, Problem, Unauthenticated, UserError
+from ..errors import Forbidden, Problem, Unauthenticated, Unavailable, UserError
 from ..inputs import parse_uuid
 from .context import Context
 from .nodes import TrainingFile
@@ -81,11 +81,12 @@ class TrainingFileIdInput:
 async def _attempt(action: Callable[[], Awaitable[T]]) -> tuple[T | None, list[UserErrorType]]:
     """Run a service call; turn the errors a user can fix into `userErrors`.
 
-    Authentication and permission failures stay GraphQL errors with `extensions.code`.
+    Authentication and permission failures, and unavailable dependencies (nothing about the
+    request is wrong: retry later), stay GraphQL errors with `extensions.code`.
     """
     try:
         return await action(), []
-    except (Unauthenticated, Forbidden):
+    except (Unauthenticated, Forbidden, Unavailable):
         raise
     except UserError as error:
         return None, [UserErrorType.from_problem(p) for p in error.problems]

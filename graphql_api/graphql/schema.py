@@ -1,4 +1,5 @@
-"""The Strawberry schema: limits on what a request may ask, and masking of unexpected errors."""
+"""The Strawberry schema: limits on what a request may ask, masking of unexpected errors, and
+logging in proportion: a client's mistake is one line, a bug is a traceback."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from ..config import Settings
-from ..errors import UserError
+from ..errors import Unavailable, UserError
+from ..failures import as_unavailable
 from .mutations import Mutation
 from .queries import Query
 from .scalars import SCALAR_MAP
@@ -37,17 +40,66 @@ def _should_mask(error: GraphQLError) -> bool:
 
 
 class MaskUnexpectedErrors(MaskErrors):
-    """Replaces bugs with a stable message and an error id; the details go to the log."""
+    """Replaces bugs with a stable message and an error id; the details go to the log.
+
+    Infrastructure failures are not bugs: they reach the client as the `Unavailable` error
+    `failures.as_unavailable` makes of them, so it knows to retry.
+    """
 
     def __init__(self) -> None:
         super().__init__(should_mask_error=_should_mask, error_message=MASKED_MESSAGE)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        assert error.original_error is not None  # `_should_mask` lets no other error here
+        unavailable = as_unavailable(error.original_error)
+        if unavailable is not None:
+            return _replaced(error, unavailable)
         error_id = uuid.uuid4().hex[:12]
         log.error("error %s at %s", error_id, error.path, exc_info=error.original_error)
         masked = super().anonymise_error(error)
         masked.extensions = {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}
         return masked
+
+
+def _replaced(error: GraphQLError, unavailable: Unavailable) -> GraphQLError:
+    return GraphQLError(
+        unavailable.message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=unavailable,
+        extensions=unavailable.extensions,
+    )
+
+
+class _Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Strawberry logs every error at ERROR with its traceback, a bad token included.
+        for error in errors:
+            _log(error)
+
+
+def _log(error: GraphQLError) -> None:
+    """One line for what the client did or what is unavailable; bugs are logged when masked."""
+    original = error.original_error
+    unavailable = as_unavailable(original) if original is not None else None
+    where = "/".join(map(str, error.path or ())) or "-"
+    if unavailable is not None:
+        cause = original if original is not unavailable else unavailable.__cause__
+        log.warning(
+            "%s at %s: %s%s", unavailable.code, where, unavailable.message, _describe(cause)
+        )
+    elif not _should_mask(error):
+        code = (error.extensions or {}).get("code", "INVALID_OPERATION")
+        # Messages can quote what the client sent: keep each entry on one line.
+        log.info("%s at %s: %s", code, where, " ".join(error.message.splitlines()))
+
+
+def _describe(cause: BaseException | None) -> str:
+    return f" ({type(cause).__name__}: {cause})" if cause is not None else ""
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
@@ -64,7 +116,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     ]
     if not limits.graphql_introspection:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(
+    return _Schema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
