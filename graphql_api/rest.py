@@ -19,6 +19,9 @@ problem, or the service's summary followed by every problem's message when there
     InvalidInput, Conflict                         400
     Forbidden (another user's file)                403
     NotFound                                       404
+    Unavailable (database or storage down, busy)   503, with `Retry-After`; also for the
+                                                   infrastructure failures that
+                                                   `failures.as_unavailable` maps
     malformed JSON / body not a JSON object        400 (code INVALID_BODY)
     body larger than MAX_BODY_BYTES                413 (code BODY_TOO_LARGE)
     anything else                                  500 {"error": "Internal server error",
@@ -67,9 +70,11 @@ from .errors import (
     NotFound,
     Problem,
     Unauthenticated,
+    Unavailable,
     UserError,
 )
-from .inputs import parse_uuid
+from .failures import as_unavailable
+from .inputs import json_type, parse_uuid
 from .pagination import MAX_PAGE_SIZE
 from .services import Services
 
@@ -80,6 +85,7 @@ BASE_PATH = "/api/training-files"
 MAX_BODY_BYTES = 256 * 1024
 
 _STATUS_OF: tuple[tuple[type[UserError], int], ...] = (
+    (Unavailable, 503),
     (Unauthenticated, 401),
     (Forbidden, 403),
     (NotFound, 404),
@@ -108,7 +114,8 @@ class _BodyTooLarge(Exception):
 
 
 def _rest_errors(handler: Handler) -> Handler:
-    """Turn service errors into the seed's error bodies, and anything else into a masked 500."""
+    """Turn service errors into the seed's error bodies, a dependency's failure into a 503, and
+    anything else into a masked 500."""
 
     @wraps(handler)
     async def wrapper(request: Request) -> Response:
@@ -120,16 +127,22 @@ def _rest_errors(handler: Handler) -> Handler:
             message = f"the request body must be at most {MAX_BODY_BYTES} bytes"
             too_large = InvalidInput(message, problems=[Problem("BODY_TOO_LARGE", message)])
             return _user_error(too_large, status=413)
-        except Exception:
-            error_id = uuid.uuid4().hex
-            log.exception(
-                "REST %s %s failed (error_id %s)", request.method, request.url.path, error_id
-            )
-            return JSONResponse(
-                {"error": "Internal server error", "error_id": error_id}, status_code=500
-            )
+        except Exception as error:
+            return _unexpected(request, error)
 
     return wrapper
+
+
+def _unexpected(request: Request, error: Exception) -> Response:
+    """A dependency's failure as 503 the client may retry; anything else as a masked 500."""
+    route = f"{request.method} {request.url.path}"
+    unavailable = as_unavailable(error)
+    if unavailable is not None:
+        log.warning("REST %s: %s (%s: %s)", route, unavailable.code, type(error).__name__, error)
+        return _user_error(unavailable)
+    error_id = uuid.uuid4().hex
+    log.exception("REST %s failed (error_id %s)", route, error_id)
+    return JSONResponse({"error": "Internal server error", "error_id": error_id}, status_code=500)
 
 
 def _user_error(error: UserError, *, status: int | None = None) -> Response:
@@ -141,8 +154,15 @@ def _user_error(error: UserError, *, status: int | None = None) -> Response:
     else:
         message = f"{error.message}: {'; '.join(p.message for p in problems)}"
     details = [_problem_json(p) for p in problems]
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error": message, "details": details}, status, headers=headers)
+    return JSONResponse({"error": message, "details": details}, status, headers=_headers(error))
+
+
+def _headers(error: UserError) -> dict[str, str] | None:
+    if isinstance(error, Unauthenticated):
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(error, Unavailable):
+        return {"Retry-After": str(error.retry_after_seconds)}
+    return None
 
 
 def _problem_json(problem: Problem) -> dict[str, Any]:
@@ -193,24 +213,12 @@ async def _json_object(request: Request) -> dict[str, Any]:
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise _invalid_body("the request body must be valid JSON") from None
     if not isinstance(body, dict):
-        raise _invalid_body(f"the request body must be a JSON object, got {_json_type(body)}")
+        raise _invalid_body(f"the request body must be a JSON object, got {json_type(body)}")
     return body
 
 
 def _invalid_body(message: str) -> InvalidInput:
     return InvalidInput(message, problems=[Problem("INVALID_BODY", message)])
-
-
-def _json_type(value: object) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return "null"
 
 
 def _format(request: Request) -> FileFormat:

@@ -9,26 +9,32 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
 import httpx
 import pytest
 
+from graphql_api.app import create_app
 from graphql_api.auth import mint_token
 from graphql_api.config import Settings
 from graphql_api.conversations.importer import ConversationImporter
 from graphql_api.db.database import Database
-from graphql_api.db.writers import WriterPool
+from graphql_api.db.writers import LockKind, WriterPool
 from graphql_api.demo import write_demo_set
+from graphql_api.runtime import Pools
 from graphql_api.services import Services
 from graphql_api.storage.base import CONVERSATION_BUCKET
 from graphql_api.storage.local import LocalStorage
 
 from .conftest import OTHER_USER, USER, bearer
+from .faults import FullStorage
 
 API = "/api/training-files"
 RECORD_FIELDS = {
@@ -68,6 +74,16 @@ async def conversation_ids(
         assert result.conversation_id is not None
         ids.append(result.conversation_id)
     return ids
+
+
+@asynccontextmanager
+async def _app_client(settings: Settings, services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    """A client, as `USER`, of an app over `services` (some part of them failing for real)."""
+    transport = httpx.ASGITransport(app=create_app(settings, services))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers=bearer(settings, USER)
+    ) as client:
+        yield client
 
 
 # -------------------------------------------------------------------- reading the outcome
@@ -593,3 +609,169 @@ async def test_an_unexpected_failure_is_a_masked_500_with_a_logged_id(
     assert "s3cr3t" not in response.text and "Traceback" not in response.text
     [record] = [r for r in caplog.records if body["error_id"] in r.getMessage()]
     assert record.exc_info is not None and "s3cr3t" in str(record.exc_info[1])
+
+
+# -------------------------------------------------------------------- hostile values
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code", "message"),
+    [
+        (
+            "name",
+            "a\ud800",
+            "INVALID_NAME",
+            "name must not contain unpaired surrogates (U+D800 to U+DFFF)",
+        ),
+        (
+            "description",
+            "a\x00b",
+            "INVALID_DESCRIPTION",
+            "description must not contain NUL characters (U+0000)",
+        ),
+        (
+            "description",
+            "\udfff",
+            "INVALID_DESCRIPTION",
+            "description must not contain unpaired surrogates (U+D800 to U+DFFF)",
+        ),
+    ],
+)
+async def test_text_postgresql_cannot_store_is_400_naming_the_field(
+    client: httpx.AsyncClient,
+    db: Database,
+    storage: LocalStorage,
+    conversation_ids: list[UUID],
+    field: str,
+    value: str,
+    code: str,
+    message: str,
+) -> None:
+    given = {"name": "fine", "description": "fine", "conversation_ids": [str(conversation_ids[0])]}
+    given[field] = value
+    # json.dumps escapes the surrogate; httpx's own encoder would refuse it.
+    response = await client.post(
+        API, content=json.dumps(given), headers={"Content-Type": "application/json"}
+    )
+    assert _assert_error(response, 400) == {
+        "error": message,
+        "details": [{"code": code, "message": message, "field": field, "conversation_ids": []}],
+    }
+    assert await _snapshot(db, storage) == ([], [], {})
+
+
+async def test_25000_ids_are_refused_by_their_count_alone(
+    client: httpx.AsyncClient, db: Database, storage: LocalStorage, conversation_ids: list[UUID]
+) -> None:
+    file = await _create(client, "small", conversation_ids[:1])
+    before = await _snapshot(db, storage)
+    # 25,000 UUIDs would pass this route's own 256 KiB cap, so most of these are short
+    # non-ids: past the cap of 80 none of them is looked at one by one.
+    ids: list[object] = [str(i) for i in conversation_ids[1:]] + list(range(25_000 - 5))
+    too_many = {
+        "code": "TOO_MANY_CONVERSATIONS",
+        "message": "at most 80 conversations per request, got 25000",
+        "field": "conversation_ids",
+        "conversation_ids": [],
+    }
+
+    created = await client.post(API, json={"name": "huge", "conversation_ids": ids})
+    added = await client.post(
+        f"{API}/{file['id']}/add-conversations", json={"conversation_ids": ids}
+    )
+
+    for response in (created, added):
+        assert _assert_error(response, 400)["details"] == [too_many]
+    assert await _snapshot(db, storage) == before
+
+
+# -------------------------------------------------------------------- unavailable dependencies
+
+
+def _unavailable(code: str, message: str) -> dict[str, Any]:
+    return {
+        "error": message,
+        "details": [{"code": code, "message": message, "field": None, "conversation_ids": []}],
+    }
+
+
+async def test_full_storage_is_503_with_retry_after(
+    settings: Settings,
+    pools: Pools,
+    db: Database,
+    storage: LocalStorage,
+    conversation_ids: list[UUID],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    full = Services.of(settings, pools, FullStorage(storage))  # type: ignore[arg-type]
+    caplog.set_level(logging.DEBUG, logger="graphql_api.rest")
+    async with _app_client(settings, full) as client:
+        response = await client.post(
+            API, json={"name": "full", "conversation_ids": [str(conversation_ids[0])]}
+        )
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "30"
+    assert _assert_error(response, 503) == _unavailable(
+        "STORAGE_UNAVAILABLE", "storage is full; nothing changed, retry later"
+    )
+    assert [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records] == [
+        (
+            "WARNING",
+            "REST POST /api/training-files: STORAGE_UNAVAILABLE"
+            " (StorageError: no space left on device)",
+            None,
+        )
+    ]
+    assert await _snapshot(db, storage) == ([], [], {})
+
+
+async def test_a_file_locked_by_another_writer_is_503_busy(
+    settings: Settings,
+    pools: Pools,
+    owner_writers: WriterPool,
+    db: Database,
+    storage: LocalStorage,
+    conversation_ids: list[UUID],
+) -> None:
+    # Writers that wait one second for a file's lock (the shipped wait is much longer).
+    writers = WriterPool(pools.writers.pool, timeout_seconds=1)
+    impatient = Services(settings, pools.db, writers, pools.maintenance, storage)
+    async with _app_client(settings, impatient) as client:
+        file = await _create(client, "held", conversation_ids[:1])
+        before = await _snapshot(db, storage)
+        async with owner_writers.exclusive(LockKind.TRAINING_FILE, UUID(file["id"])):
+            response = await client.post(
+                f"{API}/{file['id']}/add-conversations",
+                json={"conversation_ids": [str(conversation_ids[1])]},
+            )
+
+    assert response.headers["retry-after"] == "1"
+    assert _assert_error(response, 503) == _unavailable(
+        "BUSY",
+        f"{file['id']} is being changed by other requests and did not come free within 1 s;"
+        " nothing changed, retry",
+    )
+    assert await _snapshot(db, storage) == before
+
+
+async def test_an_unreachable_database_is_503(
+    settings: Settings, services: Services, tmp_path: Path
+) -> None:
+    # A socket directory no server listens in: every connection attempt fails for real.
+    nowhere = await asyncpg.create_pool(
+        host=str(tmp_path), port=5432, user="nobody", database="nothing", min_size=0, max_size=1
+    )
+    down = Services(
+        settings, Database(nowhere), services.writers, services.maintenance, services.storage
+    )
+    try:
+        async with _app_client(settings, down) as client:
+            response = await client.get(API)
+    finally:
+        await nowhere.close()
+
+    assert response.headers["retry-after"] == "5"
+    assert _assert_error(response, 503) == _unavailable(
+        "DATABASE_UNAVAILABLE", "the database is unreachable (FileNotFoundError); retry later"
+    )
