@@ -23,7 +23,7 @@ from graphql_api.storage.s3 import S3Storage
 
 from .conftest import training_file_service
 from .s3_servers import MotoServer
-from .storage_wrappers import InjectedFailure, InstrumentedStorage
+from .storage_wrappers import FaultyS3Storage, InjectedFailure, InstrumentedStorage
 
 OWNER = UUID("00000000-0000-4000-8000-0000000000cc")
 MiB = 1024 * 1024
@@ -32,8 +32,9 @@ TIMESTAMPS = re.compile(rb'"(created_date|last_updated)": "[^"]+"')
 
 
 @pytest.fixture
-async def s3(moto: MotoServer) -> AsyncIterator[S3Storage]:
-    backend = await S3Storage.open(moto.config())
+async def s3(moto: MotoServer) -> AsyncIterator[FaultyS3Storage]:
+    """The real backend; with no faults planned it only counts its requests."""
+    backend = await FaultyS3Storage.open(moto.config())
     yield backend
     await backend.close()
 
@@ -104,7 +105,10 @@ async def test_large_file_on_s3_equals_local_and_the_splice_is_copied_server_sid
 
 
 async def test_failure_mid_multipart_upload_leaves_nothing_and_changes_nothing(
-    db: Database, pools: Pools, s3: S3Storage, conversations: tuple[LocalStorage, list[UUID]]
+    db: Database,
+    pools: Pools,
+    s3: FaultyS3Storage,
+    conversations: tuple[LocalStorage, list[UUID]],
 ) -> None:
     _, ids = conversations
     service = training_file_service(pools, s3)
@@ -116,6 +120,7 @@ async def test_failure_mid_multipart_upload_leaves_nothing_and_changes_nothing(
             await conn.fetchrow("SELECT * FROM training_files WHERE id = $1", created.id)
         )
 
+    copies_before = s3.faults.calls["UploadPartCopy"]
     flaky = InstrumentedStorage(s3)
     flaky.fail_writes_after = 9 * MiB  # past the first 8 MiB part: a multipart upload
     with pytest.raises(InjectedFailure):
@@ -125,6 +130,12 @@ async def test_failure_mid_multipart_upload_leaves_nothing_and_changes_nothing(
             OWNER, created.id, ids[2 * BATCH : 3 * BATCH]
         )
 
+    # The old body (> 5 MiB) was being copied inside the store when the write failed: the
+    # failure struck the real compose, not a streamed stand-in.
+    assert created.json_body_end - created.json_body_start > 10 * MiB
+    # One UploadPartCopy probes the store (once per client), the other copies the range.
+    assert s3.server_side_copy_supported is True
+    assert s3.faults.calls["UploadPartCopy"] == copies_before + 2
     assert s3.stats.aborted_uploads >= 1
     assert await s3.list_keys(TRAINING_BUCKET) == keys_before
     for bucket in s3.config.buckets.values():

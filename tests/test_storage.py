@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,13 +23,19 @@ from graphql_api.storage.base import (
     TRAINING_BUCKET,
     InvalidKey,
     ObjectNotFound,
+    PendingWrite,
     Storage,
     StorageError,
+    StoredObject,
     iter_bytes,
     read_all,
     validate_key,
 )
 from graphql_api.storage.local import LocalStorage
+from graphql_api.storage.s3 import PART_SIZE
+
+from .disks import fill, remount_read_only, tmpfs
+from .storage_wrappers import FaultyStorage, InjectedFailure
 
 BUCKET = TRAINING_BUCKET
 BIG = 3 * CHUNK_SIZE + 12_345
@@ -263,6 +271,128 @@ async def test_check_passes_on_fresh_storage(storage: Storage) -> None:
     await storage.check()
 
 
+# -- listing, pending writes, health probe --------------------------------------------------
+
+# Past one S3 part, so the write is a multipart upload (locally, any size makes a temp file).
+IN_PROGRESS_SIZE = PART_SIZE + 1
+
+
+async def objects_in(storage: Storage, bucket: str = BUCKET) -> list[StoredObject]:
+    return [found async for found in storage.list_objects(bucket)]
+
+
+async def pending_in(storage: Storage, bucket: str = BUCKET) -> list[PendingWrite]:
+    return [pending async for pending in storage.list_pending_writes(bucket)]
+
+
+async def start_write(storage: Storage, key: str) -> tuple[asyncio.Task[int], asyncio.Event]:
+    """A put that has stored its first part and waits for `release` to finish."""
+    release = asyncio.Event()
+
+    async def stalled() -> AsyncIterator[bytes]:
+        yield payload(IN_PROGRESS_SIZE)
+        await release.wait()
+
+    return asyncio.create_task(storage.put(BUCKET, key, stalled())), release
+
+
+async def wait_for_pending(storage: Storage) -> list[PendingWrite]:
+    async with asyncio.timeout(30):
+        while not (found := await pending_in(storage)):
+            await asyncio.sleep(0.02)
+    return found
+
+
+async def test_list_objects_gives_every_object_with_its_size(storage: Storage) -> None:
+    await storage.put(BUCKET, "f/v1/one", iter_bytes(b"1"))
+    await storage.put(BUCKET, "f/v1/two", iter_bytes(payload(CHUNK_SIZE + 3)))
+    await storage.put(CONVERSATION_BUCKET, "elsewhere", iter_bytes(b"xy"))
+
+    listed = await objects_in(storage)
+
+    assert sorted((o.bucket, o.key, o.size) for o in listed) == [
+        (BUCKET, "f/v1/one", 1),
+        (BUCKET, "f/v1/two", CHUNK_SIZE + 3),
+    ]
+    assert all(o.modified_at.tzinfo is not None for o in listed)
+    assert [(o.key, o.size) for o in await objects_in(storage, CONVERSATION_BUCKET)] == [
+        ("elsewhere", 2)
+    ]
+    assert await storage.list_keys(BUCKET) == ["f/v1/one", "f/v1/two"]
+
+
+async def test_a_write_in_progress_is_pending_and_not_an_object(storage: Storage) -> None:
+    await storage.put(BUCKET, "f/v1/old", iter_bytes(b"old"))
+    task, release = await start_write(storage, "f/v2/training.json")
+    try:
+        [pending] = await wait_for_pending(storage)
+
+        assert (pending.bucket, pending.key) == (BUCKET, "f/v2/training.json")
+        assert pending.started_at.tzinfo is not None
+        assert [o.key for o in await objects_in(storage)] == ["f/v1/old"]
+        assert await pending_in(storage, CONVERSATION_BUCKET) == []
+    finally:
+        release.set()
+    assert await task == IN_PROGRESS_SIZE
+
+    assert await pending_in(storage) == []
+    assert sorted(o.key for o in await objects_in(storage)) == ["f/v1/old", "f/v2/training.json"]
+
+
+async def test_aborting_a_pending_write_discards_it_and_fails_its_writer(storage: Storage) -> None:
+    task, release = await start_write(storage, "f/v1/training.jsonl")
+    [pending] = await wait_for_pending(storage)
+
+    await storage.abort_pending_write(pending)
+    await storage.abort_pending_write(pending)  # gone already: not an error
+
+    assert await pending_in(storage) == []
+    release.set()
+    with pytest.raises(StorageError):
+        await task
+    assert not await storage.exists(BUCKET, "f/v1/training.jsonl")
+    assert await objects_in(storage) == []
+    assert await pending_in(storage) == []
+
+
+async def test_probe_passes_and_leaves_nothing_behind(storage: Storage) -> None:
+    await storage.probe(0)
+    await storage.probe(0)
+
+    for bucket in BUCKETS:
+        assert await objects_in(storage, bucket) == []
+        assert await pending_in(storage, bucket) == []
+
+
+# -- the fault injector around a real backend (for crash tests) -----------------------------
+
+
+async def test_injected_fault_fails_the_nth_call_only(storage: Storage) -> None:
+    faulty = FaultyStorage(storage)
+    faulty.faults.fail("compose", 2)
+
+    assert await faulty.compose(BUCKET, "first", [b"1"]) == 1
+    with pytest.raises(InjectedFailure):
+        await faulty.compose(BUCKET, "second", [b"2"])
+    assert await faulty.compose(BUCKET, "third", [b"3"]) == 1
+
+    assert await storage.list_keys(BUCKET) == ["first", "third"]
+
+
+async def test_injected_crash_after_a_call_fails_everything_after_it(storage: Storage) -> None:
+    faulty = FaultyStorage(storage)
+    faulty.faults.fail("put", after=True, crash=True)
+
+    with pytest.raises(InjectedFailure):
+        await faulty.put(BUCKET, "landed", iter_bytes(b"x"))
+    with pytest.raises(InjectedFailure):
+        await faulty.delete(BUCKET, "landed")  # the caller's clean-up never reaches the store
+    with pytest.raises(InjectedFailure):
+        await collect(faulty.get(BUCKET, "landed"))
+
+    assert await read_all(storage, BUCKET, "landed") == b"x"
+
+
 # -- keys that must never reach the file system ---------------------------------------------
 
 BAD_KEYS = [
@@ -472,6 +602,118 @@ async def test_local_check_fails_when_a_bucket_is_a_file(local: LocalStorage) ->
 
     with pytest.raises(StorageError, match="not a directory"):
         await local.check()
+
+
+async def test_local_probe_reports_too_little_free_space_as_full(local: LocalStorage) -> None:
+    free = shutil.disk_usage(local.root).free
+
+    with pytest.raises(StorageError) as caught:
+        await local.probe(free + 1024**4)  # a TiB more than there is
+
+    assert caught.value.reason == "full"
+    assert "bytes free" in str(caught.value)
+    await local.probe(0)
+
+
+async def test_local_probe_reports_a_bucket_replaced_by_a_file_as_unwritable(
+    local: LocalStorage,
+) -> None:
+    shutil.rmtree(local.root / TRAINING_BUCKET)
+    (local.root / TRAINING_BUCKET).write_bytes(b"")
+
+    with pytest.raises(StorageError, match="not a directory") as caught:
+        await local.probe(0)
+    assert caught.value.reason == "unwritable"
+
+
+async def test_local_probe_reports_a_missing_bucket_as_unreachable(local: LocalStorage) -> None:
+    (local.root / CONVERSATION_BUCKET).rmdir()
+
+    with pytest.raises(StorageError) as caught:
+        await local.probe(0)
+    assert caught.value.reason == "unreachable"
+
+
+async def test_local_pending_writes_are_the_temp_files_left_beside_their_targets(
+    local: LocalStorage,
+) -> None:
+    # What a writer killed mid-put leaves: its temp file (named as _AtomicWriter names them).
+    directory = local.root / BUCKET / "f" / "v3"
+    directory.mkdir(parents=True)
+    (directory / ".training.json.0123456789abcdef~tmp").write_bytes(b"partial")
+    (local.root / BUCKET / "f" / "v3" / "training.jsonl").write_bytes(b"done")
+
+    [pending] = await pending_in(local)
+
+    assert (pending.key, pending.upload_id, pending.size) == (
+        "f/v3/training.json",
+        "f/v3/.training.json.0123456789abcdef~tmp",
+        len(b"partial"),
+    )
+    assert [o.key for o in await objects_in(local)] == ["f/v3/training.jsonl"]
+    await local.abort_pending_write(pending)
+    assert sorted(p.name for p in directory.iterdir()) == ["training.jsonl"]
+
+
+@pytest.mark.parametrize(
+    "upload_id", ["f/v3/training.json", "../outside~tmp", "f/../../x~tmp", "/etc/x~tmp", ""]
+)
+async def test_local_abort_refuses_anything_but_a_temp_file_in_the_bucket(
+    local: LocalStorage, tmp_path: Path, upload_id: str
+) -> None:
+    await local.put(BUCKET, "f/v3/training.json", iter_bytes(b"committed"))
+    (tmp_path / "outside~tmp").write_bytes(b"not ours")
+
+    with pytest.raises(InvalidKey):
+        await local.abort_pending_write(PendingWrite(BUCKET, "x", upload_id, datetime.now(UTC)))
+
+    assert await read_all(local, BUCKET, "f/v3/training.json") == b"committed"
+    assert (tmp_path / "outside~tmp").read_bytes() == b"not ours"
+
+
+async def test_local_abort_does_not_follow_a_symlinked_directory(
+    local: LocalStorage, outside: Path
+) -> None:
+    (outside / "victim~tmp").write_bytes(b"outside")
+    (local.root / BUCKET / "link").symlink_to(outside)
+
+    with pytest.raises(InvalidKey):
+        await local.abort_pending_write(
+            PendingWrite(BUCKET, "link/victim", "link/victim~tmp", datetime.now(UTC))
+        )
+    assert (outside / "victim~tmp").read_bytes() == b"outside"
+    assert await pending_in(local) == []  # listing does not follow it either
+
+
+async def test_local_full_disk_fails_writes_as_full_and_leaves_nothing(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk", 1024 * 1024) as disk:
+        local = LocalStorage(disk)
+
+        with pytest.raises(StorageError) as caught:
+            await local.put(BUCKET, "f/v1/training.json", iter_bytes(payload(2 * 1024 * 1024)))
+        assert caught.value.reason == "full"
+        assert await pending_in(local) == []
+        assert await objects_in(local) == []
+
+        fill(disk)
+        with pytest.raises(StorageError) as caught:
+            await local.probe(0)  # statvfs may round; the write itself fails for real
+        assert caught.value.reason == "full"
+
+
+async def test_local_read_only_file_system_is_unwritable(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk", 1024 * 1024) as disk:
+        local = LocalStorage(disk)
+        await local.put(BUCKET, "kept", iter_bytes(b"kept"))
+        remount_read_only(disk)
+
+        with pytest.raises(StorageError) as caught:
+            await local.put(BUCKET, "new", iter_bytes(b"x"))
+        assert caught.value.reason == "unwritable"
+        with pytest.raises(StorageError) as caught:
+            await local.probe(0)
+        assert caught.value.reason == "unwritable"
+        assert await read_all(local, BUCKET, "kept") == b"kept"
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only directories")

@@ -34,7 +34,8 @@ from graphql_api.storage.base import (
 from graphql_api.storage.s3 import MIN_PART_SIZE, S3Config, S3Storage
 
 from . import test_storage as contract
-from .test_storage import Boom, failing_after, payload, pieces
+from .storage_wrappers import FaultyS3Storage
+from .test_storage import Boom, failing_after, objects_in, payload, pending_in, pieces
 
 if TYPE_CHECKING:
     from .s3_servers import MotoServer, RcloneS3Server
@@ -67,6 +68,14 @@ async def storage(rclone_server: RcloneS3Server) -> AsyncIterator[S3Storage]:
 async def s3(moto: MotoServer) -> AsyncIterator[S3Storage]:
     """S3Storage on an empty moto, with the smallest parts S3 allows so tests stay small."""
     backend = await S3Storage.open(moto.config(), part_size=MIN_PART_SIZE)
+    yield backend
+    await backend.close()
+
+
+@pytest.fixture
+async def faulty(moto: MotoServer) -> AsyncIterator[FaultyS3Storage]:
+    """The real backend on moto whose requests fail where a test plans it."""
+    backend = await FaultyS3Storage.open(moto.config(), part_size=MIN_PART_SIZE)
     yield backend
     await backend.close()
 
@@ -176,23 +185,16 @@ async def test_failure_mid_multipart_upload_aborts_it(s3: S3Storage) -> None:
     assert not await s3.exists(BUCKET, "new")
 
 
-async def test_failed_part_upload_aborts_the_upload(
-    s3: S3Storage, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real_upload_part = s3._client.upload_part
+async def test_failed_part_upload_aborts_the_upload(faulty: FaultyS3Storage) -> None:
+    faulty.faults.fail("UploadPart", 2)
 
-    async def failing_second_part(**params: Any) -> Any:
-        if params["PartNumber"] == 2:
-            raise StorageError("injected part failure")
-        return await real_upload_part(**params)
+    with pytest.raises(StorageError, match="injected: UploadPart") as caught:
+        await faulty.put(BUCKET, "obj", iter_bytes(payload(3 * MIN_PART_SIZE)))
 
-    monkeypatch.setattr(s3._client, "upload_part", failing_second_part)
-
-    with pytest.raises(StorageError, match="injected"):
-        await s3.put(BUCKET, "obj", iter_bytes(payload(3 * MIN_PART_SIZE)))
-
-    assert await open_uploads(s3) == []
-    assert not await s3.exists(BUCKET, "obj")
+    assert caught.value.reason == "unreachable"
+    assert faulty.faults.calls["AbortMultipartUpload"] == 1
+    assert await open_uploads(faulty) == []
+    assert not await faulty.exists(BUCKET, "obj")
 
 
 async def test_cancelled_multipart_put_aborts_and_keeps_the_previous_object(
@@ -243,6 +245,157 @@ async def test_cancelled_while_creating_the_upload_still_aborts_it(moto: MotoSer
     try:
         assert await open_uploads(observer) == []
         assert not await observer.exists(BUCKET, "obj")
+    finally:
+        await observer.close()
+
+
+# -- listings, pending uploads, the health probe -------------------------------------------------
+
+
+async def test_listings_page_through_every_object(s3: S3Storage) -> None:
+    s3.list_page_size = 2
+    for number in range(5):
+        await s3.put(BUCKET, f"f/v{number}/training.json", iter_bytes(b"x" * number))
+
+    listed = await objects_in(s3)
+
+    assert sorted((o.key, o.size) for o in listed) == [
+        (f"f/v{number}/training.json", number) for number in range(5)
+    ]
+
+
+async def test_listings_and_pending_uploads_stay_under_the_key_prefix(moto: MotoServer) -> None:
+    mine = await S3Storage.open(moto.config(key_prefix="tenant-1/"), part_size=MIN_PART_SIZE)
+    theirs = await FaultyS3Storage.open(moto.config(key_prefix="tenant-2/"))
+    try:
+        await mine.put(BUCKET, "f/v1/training.json", iter_bytes(b"mine"))
+        await theirs.put(BUCKET, "f/v1/training.json", iter_bytes(b"theirs"))
+        theirs.faults.fail("UploadPart", crash=True)  # leaves their upload open
+        with pytest.raises(StorageError):
+            await theirs.put(BUCKET, "g/v1/training.json", iter_bytes(payload(9 * MiB)))
+
+        assert [(o.key, o.size) for o in await objects_in(mine)] == [("f/v1/training.json", 4)]
+        assert await pending_in(mine) == []
+        theirs.faults.crashed = False
+        assert [p.key for p in await pending_in(theirs)] == ["g/v1/training.json"]
+    finally:
+        await mine.close()
+        await theirs.close()
+
+
+async def test_a_crash_mid_upload_leaves_a_pending_write_that_abort_removes(
+    faulty: FaultyS3Storage,
+) -> None:
+    # The crash also kills the clean-up: nothing reaches the store after it, like a kill -9.
+    faulty.faults.fail("CompleteMultipartUpload", crash=True)
+
+    with pytest.raises(StorageError):
+        await faulty.put(BUCKET, "f/v1/training.jsonl", iter_bytes(payload(2 * MIN_PART_SIZE + 1)))
+
+    faulty.faults.crashed = False  # a later process, with a working connection
+    [pending] = await pending_in(faulty)
+    assert [u["UploadId"] for u in await open_uploads(faulty)] == [pending.upload_id]
+    assert (pending.bucket, pending.key) == (BUCKET, "f/v1/training.jsonl")
+    assert not await faulty.exists(BUCKET, "f/v1/training.jsonl")
+
+    await faulty.abort_pending_write(pending)
+
+    assert await open_uploads(faulty) == []
+    assert await pending_in(faulty) == []
+
+
+async def test_a_lost_response_fails_the_caller_though_the_write_took_effect(
+    faulty: FaultyS3Storage,
+) -> None:
+    faulty.faults.fail("PutObject", after=True)
+
+    with pytest.raises(StorageError, match="PutObject"):
+        await faulty.put(BUCKET, "written", iter_bytes(b"landed"))
+
+    assert await read_all(faulty, BUCKET, "written") == b"landed"
+
+
+async def test_a_failed_copy_aborts_the_compose(faulty: FaultyS3Storage) -> None:
+    source = payload(2 * MIN_PART_SIZE)
+    await faulty.put(BUCKET, "src", iter_bytes(source))
+    faulty.faults.fail("UploadPartCopy", 2)  # the first one is the store's capability probe
+
+    with pytest.raises(StorageError, match="UploadPartCopy"):
+        await faulty.compose(BUCKET, "dst", [CopyRange("src", 0, len(source)), b"tail"])
+
+    assert faulty.server_side_copy_supported is True
+    assert await open_uploads(faulty) == []
+    assert not await faulty.exists(BUCKET, "dst")
+
+
+def _client_error(code: str, status: int, operation: str) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        operation,
+    )
+
+
+@pytest.mark.parametrize(
+    ("operation", "code", "status", "reason"),
+    [
+        ("PutObject", "AccessDenied", 403, "unwritable"),
+        ("DeleteObject", "AccessDenied", 403, "unwritable"),
+        ("GetObject", "AccessDenied", 403, "unreachable"),
+        ("PutObject", "XMinioStorageFull", 507, "full"),
+        ("PutObject", "QuotaExceeded", 403, "full"),
+        ("GetObject", "InvalidAccessKeyId", 403, "unreachable"),
+        ("PutObject", "ServiceUnavailable", 503, "unreachable"),
+        ("PutObject", "InvalidArgument", 400, None),
+    ],
+)
+async def test_store_errors_carry_the_reason_an_operator_acts_on(
+    faulty: FaultyS3Storage, operation: str, code: str, status: int, reason: str | None
+) -> None:
+    await faulty.put(BUCKET, "obj", iter_bytes(b"x"))
+    faulty.faults.fail(operation, error=_client_error(code, status, operation))
+
+    with pytest.raises(StorageError) as caught:
+        if operation == "GetObject":
+            await read_all(faulty, BUCKET, "obj")
+        elif operation == "DeleteObject":
+            await faulty.delete(BUCKET, "obj")
+        else:
+            await faulty.put(BUCKET, "obj", iter_bytes(b"y"))
+
+    assert caught.value.reason == reason
+    assert not isinstance(caught.value, ObjectNotFound)
+
+
+async def test_probe_reports_a_store_that_refuses_writes_as_unwritable(
+    faulty: FaultyS3Storage,
+) -> None:
+    faulty.faults.fail("PutObject", error=_client_error("AccessDenied", 403, "PutObject"))
+
+    with pytest.raises(StorageError) as caught:
+        await faulty.probe(0)
+
+    assert caught.value.reason == "unwritable"
+    await faulty.probe(0)
+
+
+async def test_probe_writes_under_the_key_prefix_and_removes_what_it_wrote(
+    moto: MotoServer,
+) -> None:
+    backend = await FaultyS3Storage.open(moto.config(key_prefix="tenant-1/"))
+    try:
+        await backend.probe(0)
+        assert backend.faults.calls["PutObject"] == backend.faults.calls["DeleteObject"] == 2
+        # A crash right after a probe's write shows where probes write.
+        backend.faults.fail("PutObject", after=True, crash=True)
+        with pytest.raises(StorageError):
+            await backend.probe(0)
+    finally:
+        await backend.close()
+    observer = await S3Storage.open(moto.config())
+    try:
+        [left] = await observer.list_keys(CONVERSATION_BUCKET)
+        assert left.startswith("tenant-1/.healthz/")
+        assert await observer.list_keys(TRAINING_BUCKET) == []
     finally:
         await observer.close()
 
@@ -464,8 +617,13 @@ async def test_unreachable_store_is_a_storage_error() -> None:
         with pytest.raises(StorageError) as caught:
             await backend.check()
         assert "very-secret-value" not in str(caught.value)
-        with pytest.raises(StorageError):
+        assert caught.value.reason == "unreachable"
+        with pytest.raises(StorageError) as caught:
             await backend.exists(BUCKET, "x")
+        assert caught.value.reason == "unreachable"
+        with pytest.raises(StorageError) as caught:
+            await backend.probe(0)
+        assert caught.value.reason == "unreachable"
     finally:
         await backend.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Protocol
 
 CONVERSATION_BUCKET = "conversation-files"
@@ -14,6 +15,11 @@ BUCKETS = (CONVERSATION_BUCKET, TRAINING_BUCKET)
 CHUNK_SIZE = 1024 * 1024
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9._=+@-]+$")
+
+# Health probes write and remove tiny objects under this first segment of every bucket; no key
+# the product stores starts with a dot, so a probe never touches data and the consistency
+# checker knows what a leftover probe object is.
+PROBE_PREFIX = ".healthz/"
 
 
 # Why storage failed, when it is something an operator can act on.
@@ -65,6 +71,33 @@ class CopyRange:
     end: int
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    """One object as a bucket listing sees it.
+
+    `key` is as stored: something other than this product may have put an object there whose
+    key breaks `validate_key`.
+    """
+
+    bucket: str
+    key: str
+    size: int
+    modified_at: datetime
+
+
+@dataclass(frozen=True)
+class PendingWrite:
+    """A write that started and neither finished nor was cleaned up: a local temp file, an S3
+    multipart upload. A crashed writer leaves one behind until it is aborted (on S3 its parts
+    are billed meanwhile)."""
+
+    bucket: str
+    key: str  # the key the write would have created
+    upload_id: str  # the backend's handle: the temp file's path in the bucket, or the UploadId
+    started_at: datetime  # local: when it was last written to
+    size: int | None = None  # bytes stored so far, when the backend knows without asking more
+
+
 # What `compose` concatenates: literal bytes, a range of an existing object, or a stream.
 Part = bytes | CopyRange | AsyncIterable[bytes]
 
@@ -110,8 +143,27 @@ class Storage(Protocol):
         """The object's size in bytes. Raises `ObjectNotFound`."""
         ...
 
+    def list_objects(self, bucket: str) -> AsyncIterator[StoredObject]:
+        """Every object in the bucket with its size, in no promised order; pending writes are
+        not objects. Streams: a bucket of millions of objects is never held in memory."""
+        ...
+
+    def list_pending_writes(self, bucket: str) -> AsyncIterator[PendingWrite]:
+        """Every write in the bucket that started and has not finished or been aborted."""
+        ...
+
+    async def abort_pending_write(self, pending: PendingWrite) -> None:
+        """Discard what `pending` stored so far; one that is gone already is not an error."""
+        ...
+
     async def check(self) -> None:
-        """Raise `StorageError` unless every bucket is reachable (used by /healthz)."""
+        """Raise `StorageError` unless every bucket is reachable (at start-up)."""
+        ...
+
+    async def probe(self, min_free_bytes: int) -> None:
+        """Raise `StorageError` with its `reason` unless every bucket is reachable, really
+        takes a write (written, synced, removed) and, where the backend can tell, has at
+        least `min_free_bytes` free. Used by /healthz, so it must stay cheap."""
         ...
 
     async def close(self) -> None: ...

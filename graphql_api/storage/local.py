@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
+import re
 import secrets
 import stat
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 from .base import (
     BUCKETS,
     CHUNK_SIZE,
+    PROBE_PREFIX,
     InvalidKey,
     ObjectNotFound,
     Part,
+    PendingWrite,
     StorageError,
+    StorageFailure,
+    StoredObject,
     stream_parts,
     validate_bucket,
     validate_key,
@@ -31,6 +38,26 @@ NAME_MAX = 255
 # mistakes one for an object.
 _TEMP_SUFFIX = "~tmp"
 _TEMP_STEM_MAX = 100
+# `.<target name, maybe cut short>.<16 hex digits>~tmp`, as `_AtomicWriter` names them.
+_TEMP_NAME = re.compile(r"^\.(.+)\.[0-9a-f]{16}~tmp$")
+# Top-level entries (one per file or conversation id) listed per worker-thread call.
+_LISTING_BATCH = 256
+
+# What an operator can act on, by errno; anything else is reported without a reason.
+_REASONS: dict[int, StorageFailure] = {
+    errno.ENOSPC: "full",
+    errno.EDQUOT: "full",
+    errno.EACCES: "unwritable",
+    errno.EPERM: "unwritable",
+    errno.EROFS: "unwritable",
+    errno.EIO: "unreachable",
+    errno.ENXIO: "unreachable",
+    errno.ENODEV: "unreachable",
+    errno.ESTALE: "unreachable",
+    errno.ETIMEDOUT: "unreachable",
+    errno.EHOSTDOWN: "unreachable",
+    errno.ENOTCONN: "unreachable",
+}
 
 _MISSING = (FileNotFoundError, NotADirectoryError)
 
@@ -99,19 +126,28 @@ class LocalStorage:
         return st.st_size
 
     async def list_keys(self, bucket: str) -> list[str]:
-        directory = self._bucket_dirs[validate_bucket(bucket)]
+        return sorted([found.key async for found in self.list_objects(bucket)])
 
-        def walk() -> list[str]:
-            return sorted(
-                str(p.relative_to(directory))
-                for p in directory.rglob("*")
-                if p.is_file() and not p.name.endswith(_TEMP_SUFFIX)
-            )
+    async def list_objects(self, bucket: str) -> AsyncIterator[StoredObject]:
+        async for path, st in self._regular_files(bucket):
+            if not path.endswith(_TEMP_SUFFIX):
+                yield StoredObject(bucket, path, st.st_size, _modified_at(st))
 
-        return await asyncio.to_thread(walk)
+    async def list_pending_writes(self, bucket: str) -> AsyncIterator[PendingWrite]:
+        async for path, st in self._regular_files(bucket):
+            if path.endswith(_TEMP_SUFFIX):
+                yield PendingWrite(bucket, _temp_target(path), path, _modified_at(st), st.st_size)
+
+    async def abort_pending_write(self, pending: PendingWrite) -> None:
+        path = self._locate_temp(pending.bucket, pending.upload_id)
+        name = f"{pending.bucket}/{pending.upload_id}"
+        await asyncio.to_thread(_unlink_regular_file, path, name)
 
     async def check(self) -> None:
         await asyncio.to_thread(self._check)
+
+    async def probe(self, min_free_bytes: int) -> None:
+        await asyncio.to_thread(self._probe, min_free_bytes)
 
     async def close(self) -> None:
         return None
@@ -137,6 +173,20 @@ class LocalStorage:
             raise InvalidKey(f"storage key {key!r} leads through a symlink in {bucket!r}")
         return path
 
+    def _locate_temp(self, bucket: str, path: str) -> Path:
+        """The temp file at `path` in the bucket (as `list_pending_writes` names it), after the
+        same checks as `_locate`: temp names break the key rules on purpose."""
+        bucket_dir = self._bucket_dirs[validate_bucket(bucket)]
+        segments = path.split("/")
+        if not segments[-1].endswith(_TEMP_SUFFIX) or any(
+            segment in ("", ".", "..") or "\\" in segment or "\0" in segment for segment in segments
+        ):
+            raise InvalidKey(f"{path!r} does not name a temp file")
+        parent = bucket_dir.joinpath(*segments[:-1])
+        if Path(os.path.realpath(parent)) != parent:
+            raise InvalidKey(f"temp file {path!r} lies behind a symlink in {bucket!r}")
+        return parent / segments[-1]
+
     def _prepare_target(self, bucket: str, key: str) -> Path:
         """Locate the object and create its parent directories, one checked level at a time."""
         path = self._locate(bucket, key)
@@ -157,11 +207,7 @@ class LocalStorage:
         return _regular_file_stat(self._locate(bucket, key), f"{bucket}/{key}")
 
     def _delete(self, bucket: str, key: str) -> None:
-        path = self._locate(bucket, key)
-        if _regular_file_stat(path, f"{bucket}/{key}") is None:
-            return
-        with _os_errors(f"cannot delete {bucket}/{key}"), contextlib.suppress(*_MISSING):
-            os.unlink(path)
+        _unlink_regular_file(self._locate(bucket, key), f"{bucket}/{key}")
 
     def _check(self) -> None:
         for bucket, directory in self._bucket_dirs.items():
@@ -169,11 +215,29 @@ class LocalStorage:
                 st = os.lstat(directory)
             except OSError as exc:
                 message = f"bucket {bucket!r} at {directory} is unreachable: {exc}"
-                raise StorageError(message) from exc
+                raise StorageError(message, reason="unreachable") from exc
             if not stat.S_ISDIR(st.st_mode):
-                raise StorageError(f"bucket {bucket!r} at {directory} is not a directory")
+                message = f"bucket {bucket!r} at {directory} is not a directory"
+                raise StorageError(message, reason="unwritable")
             if not os.access(directory, os.W_OK | os.X_OK):
-                raise StorageError(f"bucket {bucket!r} at {directory} is not writable")
+                message = f"bucket {bucket!r} at {directory} is not writable"
+                raise StorageError(message, reason="unwritable")
+
+    def _probe(self, min_free_bytes: int) -> None:
+        self._check()
+        for bucket, directory in self._bucket_dirs.items():
+            _require_free_space(bucket, directory, min_free_bytes)
+            _probe_write(bucket, directory)
+
+    async def _regular_files(self, bucket: str) -> AsyncIterator[tuple[str, os.stat_result]]:
+        """(path in the bucket, status) of every regular file, temp files included, a batch of
+        top-level entries at a time: a bucket of many files is never listed into memory."""
+        directory = self._bucket_dirs[validate_bucket(bucket)]
+        names = await asyncio.to_thread(_sorted_names, directory, bucket)
+        for start in range(0, len(names), _LISTING_BATCH):
+            batch = names[start : start + _LISTING_BATCH]
+            for found in await asyncio.to_thread(_regular_files_below, directory, batch, bucket):
+                yield found
 
     # -- streaming ----------------------------------------------------------------------------
 
@@ -228,13 +292,13 @@ class _Reader:
         except _MISSING as exc:
             raise ObjectNotFound(name) from exc
         except OSError as exc:
-            raise StorageError(f"cannot open {name}: {exc}") from exc
+            raise _storage_error(f"cannot open {name}", exc) from exc
         self._lock = threading.Lock()
         try:
             st = os.fstat(self._fd)
         except OSError as exc:
             self.close()
-            raise StorageError(f"cannot stat {name}: {exc}") from exc
+            raise _storage_error(f"cannot stat {name}", exc) from exc
         if not stat.S_ISREG(st.st_mode):
             self.close()
             raise ObjectNotFound(name)
@@ -335,8 +399,94 @@ def _regular_file_stat(path: Path, name: str) -> os.stat_result | None:
     except _MISSING:
         return None
     except OSError as exc:
-        raise StorageError(f"cannot stat {name}: {exc}") from exc
+        raise _storage_error(f"cannot stat {name}", exc) from exc
     return st if stat.S_ISREG(st.st_mode) else None
+
+
+def _unlink_regular_file(path: Path, name: str) -> None:
+    if _regular_file_stat(path, name) is None:
+        return
+    with _os_errors(f"cannot delete {name}"), contextlib.suppress(*_MISSING):
+        os.unlink(path)
+
+
+def _sorted_names(directory: Path, bucket: str) -> list[str]:
+    with _os_errors(f"cannot list bucket {bucket!r}"):
+        return sorted(os.listdir(directory))
+
+
+def _regular_files_below(
+    directory: Path, names: list[str], bucket: str
+) -> list[tuple[str, os.stat_result]]:
+    found: list[tuple[str, os.stat_result]] = []
+    with _os_errors(f"cannot list bucket {bucket!r}"):
+        for name in names:
+            _collect(directory / name, name, found)
+    return found
+
+
+def _collect(path: Path, relative: str, found: list[tuple[str, os.stat_result]]) -> None:
+    """Regular files at or below `path`; symlinks are not followed, entries removed meanwhile
+    are skipped."""
+    try:
+        st = os.lstat(path)
+    except _MISSING:
+        return
+    if stat.S_ISREG(st.st_mode):
+        found.append((relative, st))
+    elif stat.S_ISDIR(st.st_mode):
+        try:
+            names = sorted(os.listdir(path))
+        except _MISSING:
+            return
+        for name in names:
+            _collect(path / name, f"{relative}/{name}", found)
+
+
+def _temp_target(path: str) -> str:
+    """The key a temp file was going to become (its last segment may have been cut short)."""
+    parent, _, name = path.rpartition("/")
+    match = _TEMP_NAME.match(name)
+    if match is None:
+        return path
+    return f"{parent}/{match.group(1)}" if parent else match.group(1)
+
+
+def _modified_at(st: os.stat_result) -> datetime:
+    return datetime.fromtimestamp(st.st_mtime, UTC)
+
+
+def _require_free_space(bucket: str, directory: Path, min_free_bytes: int) -> None:
+    with _os_errors(f"cannot read the free space of bucket {bucket!r}"):
+        st = os.statvfs(directory)
+    free = st.f_bavail * st.f_frsize
+    if free < min_free_bytes:
+        raise StorageError(
+            f"bucket {bucket!r} at {directory} has {free} bytes free, less than the "
+            f"{min_free_bytes} required",
+            reason="full",
+        )
+    if st.f_files and not st.f_favail:
+        raise StorageError(f"bucket {bucket!r} at {directory} has no free inodes", reason="full")
+
+
+def _probe_write(bucket: str, directory: Path) -> None:
+    """Create, write, sync and remove a tiny temp file: what every write needs, for real."""
+    probes = directory / PROBE_PREFIX.rstrip("/")
+    with _os_errors(f"cannot write to bucket {bucket!r}"):
+        _make_directory(probes)
+        temp = probes / f".probe.{secrets.token_hex(8)}{_TEMP_SUFFIX}"
+        fd = os.open(temp, _CREATE_FLAGS, 0o600)
+        try:
+            try:
+                os.write(fd, b"probe")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        finally:
+            # Gone already if a clean-up took it for a leftover: the probe still succeeded.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -347,10 +497,15 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def _storage_error(action: str, exc: OSError) -> StorageError:
+    return StorageError(f"{action}: {exc}", reason=_REASONS.get(exc.errno or 0))
+
+
 @contextlib.contextmanager
 def _os_errors(action: str) -> Iterator[None]:
-    """Report file system failures as `StorageError`, the error callers of `Storage` expect."""
+    """Report file system failures as `StorageError`, the error callers of `Storage` expect,
+    with the reason an operator can act on (full, not writable, device gone)."""
     try:
         yield
     except OSError as exc:
-        raise StorageError(f"{action}: {exc}") from exc
+        raise _storage_error(action, exc) from exc

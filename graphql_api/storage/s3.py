@@ -17,6 +17,7 @@ import asyncio
 import functools
 import logging
 import re
+import secrets
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -28,19 +29,29 @@ from urllib.parse import urlparse
 import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from ..downloads import DOWNLOAD_TTL_SECONDS, DownloadLink, content_disposition
 from .base import (
     BUCKETS,
     CHUNK_SIZE,
     CONVERSATION_BUCKET,
+    PROBE_PREFIX,
     TRAINING_BUCKET,
     CopyRange,
     InvalidKey,
     ObjectNotFound,
     Part,
+    PendingWrite,
     StorageError,
+    StorageFailure,
+    StoredObject,
     validate_bucket,
     validate_key,
 )
@@ -73,6 +84,32 @@ _COPY_UNSUPPORTED = frozenset(
     {"NotImplemented", "Unimplemented", "501", "InvalidRequest", "InvalidArgument"}
 )
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-\d+/(\d+)$")
+# Why a request failed, as an operator sees it (error codes of AWS, MinIO, Ceph, R2...).
+_FULL = frozenset({"QuotaExceeded", "XMinioStorageFull", "StorageFull", "InsufficientStorage"})
+_DENIED = frozenset({"AccessDenied", "AllAccessDisabled", "AccountProblem", "403"})
+_BAD_CREDENTIALS = frozenset(
+    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
+)
+_WRITES = frozenset(
+    {
+        "PutObject",
+        "CreateMultipartUpload",
+        "UploadPart",
+        "UploadPartCopy",
+        "CompleteMultipartUpload",
+        "AbortMultipartUpload",
+        "DeleteObject",
+        "CreateBucket",
+    }
+)
+# Failures to talk to the store at all: refused, reset, timed out, no credentials to sign with.
+_TRANSPORT_ERRORS = (
+    BotoConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+    aiohttp.ClientError,
+    OSError,
+)
 _NO_REGION_CONSTRAINT = frozenset({"", "us-east-1", "auto"})
 
 
@@ -261,6 +298,8 @@ class S3Storage:
         self.endpoint_url = config.endpoint_url
         # None until the first large copy finds out whether the store supports UploadPartCopy.
         self.server_side_copy_supported: bool | None = None if config.server_side_copy else False
+        # Keys or uploads per listing request (S3's maximum; smaller in tests of paging).
+        self.list_page_size = 1000
         self._client = client
         self._signer = signer if signer is not None else client
         self._stack = exit_stack
@@ -379,16 +418,69 @@ class S3Storage:
         return int(head["ContentLength"])
 
     async def list_keys(self, bucket: str) -> list[str]:
+        return sorted([found.key async for found in self.list_objects(bucket)])
+
+    async def list_objects(self, bucket: str) -> AsyncIterator[StoredObject]:
         real_bucket = self.config.buckets[validate_bucket(bucket)]
         prefix = self.config.key_prefix
-        keys: list[str] = []
-        paginator = self._client.get_paginator("list_objects_v2")
+        params: dict[str, Any] = {
+            "Bucket": real_bucket,
+            "Prefix": prefix,
+            "MaxKeys": self.list_page_size,
+        }
+        while True:
+            page = await self._call("ListObjectsV2", _name(real_bucket, prefix), **params)
+            for item in page.get("Contents", []):
+                key = item["Key"][len(prefix) :]
+                yield StoredObject(bucket, key, int(item["Size"]), item["LastModified"])
+            if not page.get("IsTruncated"):
+                return
+            params["ContinuationToken"] = page["NextContinuationToken"]
+
+    async def list_pending_writes(self, bucket: str) -> AsyncIterator[PendingWrite]:
+        real_bucket = self.config.buckets[validate_bucket(bucket)]
+        prefix = self.config.key_prefix
+        params: dict[str, Any] = {
+            "Bucket": real_bucket,
+            "Prefix": prefix,
+            "MaxUploads": self.list_page_size,
+        }
+        while True:
+            try:
+                page = await self._call(
+                    "ListMultipartUploads", _name(real_bucket, prefix), **params
+                )
+            except StorageError as error:
+                # rclone answers NoSuchUpload for a bucket without uploads.
+                if _code(error.__cause__) == "NoSuchUpload":
+                    return
+                raise
+            for upload in page.get("Uploads", []):
+                key = upload["Key"][len(prefix) :]
+                yield PendingWrite(bucket, key, upload["UploadId"], upload["Initiated"])
+            if not page.get("IsTruncated"):
+                return
+            params["KeyMarker"] = page.get("NextKeyMarker", "")
+            params["UploadIdMarker"] = page.get("NextUploadIdMarker", "")
+
+    async def abort_pending_write(self, pending: PendingWrite) -> None:
+        real_bucket = self.config.buckets[validate_bucket(pending.bucket)]
+        # Not `_locate`: an upload under a key that breaks our rules must be abortable too.
+        real_key = self.config.key_prefix + pending.key
+        name = _name(real_bucket, real_key)
         try:
-            async for page in paginator.paginate(Bucket=real_bucket, Prefix=prefix):
-                keys += [item["Key"][len(prefix) :] for item in page.get("Contents", [])]
-        except (BotoCoreError, ClientError) as error:
-            raise StorageError(f"listing {real_bucket} failed: {error}") from None
-        return sorted(keys)
+            await self._call(
+                "AbortMultipartUpload",
+                name,
+                Bucket=real_bucket,
+                Key=real_key,
+                UploadId=pending.upload_id,
+            )
+        except ObjectNotFound:
+            pass
+        except StorageError as error:
+            if _code(error.__cause__) != "NoSuchUpload":
+                raise
 
     async def check(self) -> None:
         missing = await self._missing_buckets()
@@ -396,8 +488,19 @@ class S3Storage:
             names = ", ".join(f"{real!r} (for {logical})" for logical, real in missing)
             raise StorageError(
                 f"S3 bucket(s) {names} do not exist at {self._where()}: create them or set "
-                "S3_CREATE_BUCKETS=true"
+                "S3_CREATE_BUCKETS=true",
+                reason="unreachable",
             )
+
+    async def probe(self, min_free_bytes: int) -> None:
+        """Every bucket exists and takes a tiny PutObject and DeleteObject under the key prefix.
+        An object store has no free space to measure: `min_free_bytes` does not apply."""
+        await self.check()
+        for bucket in BUCKETS:
+            real_bucket, real_key = self._locate(bucket, f"{PROBE_PREFIX}{secrets.token_hex(8)}")
+            name = _name(real_bucket, real_key)
+            await self._call("PutObject", name, Bucket=real_bucket, Key=real_key, Body=b"probe")
+            await self._call("DeleteObject", name, Bucket=real_bucket, Key=real_key)
 
     async def close(self) -> None:
         if self._closed:
@@ -487,11 +590,14 @@ class S3Storage:
 
     async def _call(self, operation: str, name: str, **params: Any) -> Any:
         """Send one request; map botocore and connection failures to `StorageError`."""
-        method = getattr(self._client, _snake_case(operation))
         try:
-            return await method(**params)
+            return await self._send(operation, params)
         except (BotoCoreError, ClientError, aiohttp.ClientError, OSError) as error:
             raise _storage_error(error, operation, name) from error
+
+    async def _send(self, operation: str, params: dict[str, Any]) -> Any:
+        """The one place a request leaves for the store (tests inject faults here)."""
+        return await getattr(self._client, _snake_case(operation))(**params)
 
     async def _head(self, bucket: str, key: str) -> dict[str, Any] | None:
         try:
@@ -503,7 +609,7 @@ class S3Storage:
         missing = []
         for logical, real in self.config.buckets.items():
             try:
-                await self._client.head_bucket(Bucket=real)
+                await self._send("HeadBucket", {"Bucket": real})
             except ClientError as error:
                 if _code(error) not in _BUCKET_NOT_FOUND:
                     raise _storage_error(error, "HeadBucket", f"s3://{real}") from error
@@ -639,13 +745,16 @@ class S3Storage:
         created = await self._call("CreateMultipartUpload", name, Bucket=bucket, Key=target_key)
         upload_id = created["UploadId"]
         try:
-            response = await self._client.upload_part_copy(
-                Bucket=bucket,
-                Key=target_key,
-                UploadId=upload_id,
-                PartNumber=1,
-                CopySource={"Bucket": bucket, "Key": source_key},
-                CopySourceRange="bytes=0-0",
+            response = await self._send(
+                "UploadPartCopy",
+                {
+                    "Bucket": bucket,
+                    "Key": target_key,
+                    "UploadId": upload_id,
+                    "PartNumber": 1,
+                    "CopySource": {"Bucket": bucket, "Key": source_key},
+                    "CopySourceRange": "bytes=0-0",
+                },
             )
         except ClientError as error:
             if _code(error) in _COPY_UNSUPPORTED:
@@ -670,7 +779,9 @@ class S3Storage:
 
     async def _abort(self, bucket: str, key: str, upload_id: str, *, count: bool = True) -> None:
         try:
-            await self._client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            await self._send(
+                "AbortMultipartUpload", {"Bucket": bucket, "Key": key, "UploadId": upload_id}
+            )
         except (BotoCoreError, ClientError, aiohttp.ClientError, OSError) as error:
             if isinstance(error, ClientError) and _code(error) == "NoSuchUpload":
                 return
@@ -924,8 +1035,26 @@ def _storage_error(error: BaseException, operation: str, name: str) -> StorageEr
             text += ": the bucket does not exist"
         elif message:
             text += f": {message}"
-        return StorageError(text)
-    return StorageError(f"S3 {operation} {name} failed: {type(error).__name__}: {error}")
+        return StorageError(text, reason=_client_error_reason(code, status, operation))
+    reason: StorageFailure | None = "unreachable" if isinstance(error, _TRANSPORT_ERRORS) else None
+    return StorageError(
+        f"S3 {operation} {name} failed: {type(error).__name__}: {error}", reason=reason
+    )
+
+
+def _client_error_reason(
+    code: str | None, status: int | None, operation: str
+) -> StorageFailure | None:
+    if code in _FULL or status == 507:
+        return "full"
+    if code in _DENIED or status == 403:
+        # A store that refuses writes but serves reads is read-only, not down.
+        return "unwritable" if operation in _WRITES else "unreachable"
+    if code in _BAD_CREDENTIALS or code == "NoSuchBucket":
+        return "unreachable"
+    if status is not None and status >= 500:
+        return "unreachable"
+    return None
 
 
 def _check_range(start: int, end: int) -> None:
