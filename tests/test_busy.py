@@ -1,0 +1,125 @@
+"""Past a bound the server answers BUSY, clearly and quickly, and changes nothing.
+
+The bounds are what these tests are about, so they are shortened here (1 s for the writer
+lock, 0.5 s for a request connection) instead of the shipped 30 s and 10 s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+import pytest
+
+from graphql_api.app import create_app
+from graphql_api.config import Settings
+from graphql_api.conversations.importer import ConversationImporter
+from graphql_api.db.database import Database
+from graphql_api.db.writers import LockKind, WriterPool
+from graphql_api.demo import write_demo_set
+from graphql_api.runtime import Pools
+from graphql_api.services import Services
+from graphql_api.storage.local import LocalStorage
+
+from .conftest import USER, bearer
+
+ADD = """
+mutation ($file: ID!, $ids: [ID!]!) {
+  addConversations(input: {trainingFileId: $file, conversationIds: $ids}) {
+    trainingFile { version } userErrors { code message }
+  }
+}"""
+
+
+@pytest.fixture
+async def impatient(
+    settings: Settings, pools: Pools, db: Database, storage: LocalStorage
+) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
+    services = Services(
+        settings,
+        Database(pools.db.pool, acquire_timeout_seconds=0.5),
+        WriterPool(pools.writers.pool, timeout_seconds=1),
+        pools.maintenance,
+        storage,
+    )
+    transport = httpx.ASGITransport(app=create_app(settings, services))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers=bearer(settings, USER)
+    ) as client:
+        yield client, services
+
+
+@pytest.fixture
+async def file_and_ids(
+    impatient: tuple[httpx.AsyncClient, Services],
+    owner_writers: WriterPool,
+    storage: LocalStorage,
+    tmp_path: Path,
+) -> tuple[UUID, list[UUID]]:
+    importer = ConversationImporter(owner_writers, storage)
+    paths = write_demo_set(tmp_path / "demo", 3, seed=12)
+    ids = [r.conversation_id for r in [await importer.import_file(p) for p in paths]]
+    _, services = impatient
+    created = await services.training_files.create_training_file(USER, "held", None, ids[:1])
+    return created.id, [i for i in ids if i is not None]
+
+
+async def _version(db: Database, file_id: UUID) -> int:
+    async with db.session() as conn:
+        return int(await conn.fetchval("SELECT version FROM training_files WHERE id = $1", file_id))
+
+
+async def test_an_add_waiting_too_long_for_the_file_lock_is_busy(
+    impatient: tuple[httpx.AsyncClient, Services],
+    file_and_ids: tuple[UUID, list[UUID]],
+    owner_writers: WriterPool,
+    db: Database,
+) -> None:
+    client, _ = impatient
+    file_id, ids = file_and_ids
+    # Another writer (here: another process's connection) holds the file's lock.
+    async with owner_writers.exclusive(LockKind.TRAINING_FILE, file_id):
+        graphql = await client.post(
+            "/graphql",
+            json={"query": ADD, "variables": {"file": str(file_id), "ids": [str(ids[1])]}},
+        )
+        rest = await client.post(
+            f"/api/training-files/{file_id}/add-conversations",
+            json={"conversation_ids": [str(ids[2])]},
+        )
+
+    [error] = graphql.json()["errors"]
+    assert error["extensions"]["code"] == "BUSY"
+    assert error["extensions"]["retryAfter"] >= 1
+    assert str(file_id) in error["message"]
+    assert int(graphql.headers["retry-after"]) >= 1
+    assert rest.status_code == 503
+    assert rest.json()["details"][0]["code"] == "BUSY"
+    assert int(rest.headers["retry-after"]) >= 1
+    assert await _version(db, file_id) == 1
+
+    # Once the lock is free, the same add lands.
+    again = await client.post(
+        "/graphql", json={"query": ADD, "variables": {"file": str(file_id), "ids": [str(ids[1])]}}
+    )
+    assert again.json()["data"]["addConversations"]["trainingFile"] == {"version": 2}
+
+
+async def test_a_request_finding_no_free_connection_is_busy(
+    impatient: tuple[httpx.AsyncClient, Services], pools: Pools
+) -> None:
+    client, _ = impatient
+    held = [await pools.db.pool.acquire() for _ in range(pools.db.pool.get_max_size())]
+    try:
+        response = await client.post("/graphql", json={"query": "{ trainingFiles { totalCount } }"})
+        # /healthz does not depend on the request pool.
+        health = await client.get("/healthz")
+    finally:
+        for conn in held:
+            await pools.db.pool.release(conn)
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "BUSY"
+    assert "retry-after" in response.headers
+    assert health.status_code == 200
