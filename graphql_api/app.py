@@ -10,11 +10,13 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from .authentication import BearerTokens
 from .config import Settings
 from .downloads import download_route
 from .graphql.playground import ASSETS_URL_PATH, find_assets_dir, playground_routes
@@ -107,7 +109,13 @@ def create_app(
         *rest_routes(),
         *(playground_routes(assets_dir) if assets_dir else []),
     ]
-    middleware = [Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)]
+    middleware = [
+        Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes),
+        Middleware(
+            AuthenticationMiddleware,
+            backend=BearerTokens(secret=settings.jwt_secret, audience=settings.jwt_audience),
+        ),
+    ]
     if settings.cors_origins:
         middleware.append(
             Middleware(

@@ -61,7 +61,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .aggregation.service import FileFormat, list_training_files
-from .auth import authenticate
+from .authentication import caller_id
 from .db.training_files import TrainingFileFilter, TrainingFileRecord
 from .errors import (
     Conflict,
@@ -183,12 +183,7 @@ def _services(request: Request) -> Services:
 
 
 def _user_id(request: Request) -> UUID:
-    settings = _services(request).settings
-    return authenticate(
-        request.headers.get("authorization"),
-        secret=settings.jwt_secret,
-        audience=settings.jwt_audience,
-    ).user_id
+    return caller_id(request)
 
 
 def _file_id(request: Request) -> UUID:

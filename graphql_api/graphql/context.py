@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from uuid import UUID
 
 from starlette.requests import Request
 from strawberry.dataloader import DataLoader
 
-from ..auth import authenticate
+from ..authentication import caller_id
 from ..db import conversations as conversation_rows
 from ..db import training_files as file_rows
 from ..db.conversations import ConversationRecord
@@ -68,20 +67,14 @@ class Context:
     services: Services
     _loaders: Loaders | None = field(default=None, init=False)
 
-    @cached_property
+    @property
     def user_id(self) -> UUID:
         """The caller, from the bearer token; raises `Unauthenticated` when there is none.
 
-        Checked only when a resolver needs it, so introspection (the playground) works
+        Asked only when a resolver needs it, so introspection (the playground) works
         without a token.
         """
-        settings = self.services.settings
-        viewer = authenticate(
-            self.request.headers.get("authorization"),
-            secret=settings.jwt_secret,
-            audience=settings.jwt_audience,
-        )
-        return viewer.user_id
+        return caller_id(self.request)
 
     @property
     def loaders(self) -> Loaders:
