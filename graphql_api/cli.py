@@ -1,4 +1,4 @@
-"""`training-files`: serve | migrate | import | demo | token | export-schema."""
+"""`training-files`: serve | migrate | import | check | demo | token | export-schema."""
 
 from __future__ import annotations
 
@@ -58,6 +58,18 @@ def _parser() -> argparse.ArgumentParser:
     imp = commands.add_parser("import", help="import enriched conversation files or directories")
     imp.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     imp.set_defaults(run=_import)
+
+    check = commands.add_parser(
+        "check",
+        help="verify every training file and list what crashes left behind (safe while serving)",
+    )
+    check.add_argument(
+        "--repair",
+        action="store_true",
+        help="remove leftovers whose writer is provably gone (keys not ours are only reported)",
+    )
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.set_defaults(run=_check)
 
     demo = commands.add_parser("demo", help="write synthetic enriched conversations")
     demo.add_argument("--conversations", type=int, default=200, metavar="N")
@@ -219,6 +231,12 @@ def _print_report(results: list[ImportResult]) -> None:
         str(counts[Outcome.REFUSED]),
     )
     console.print(table)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .maintenance.command import run_check
+
+    return run_check(repair=args.repair, as_json=args.json)
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -1,0 +1,290 @@
+"""Verify one training file: its row, its two objects, its junction rows, streamed.
+
+For both objects: they exist with the recorded sizes and body offsets. The full JSON: the
+header's totals match the row, the footer is `JSON_FOOTER`, the body's conversations are the
+junction rows in position order, and its pairs add up to the row's. The JSONL: `_meta` says the
+row's trainable pairs, and there are that many lines, each of a member, in member order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from ..aggregation.format import JSON_FOOTER
+from ..db import consistency as sql
+from ..db.database import Database
+from ..db.training_files import TrainingFileRecord
+from ..storage.base import ObjectNotFound, Storage, StorageError
+from .report import Finding, Kind, State
+from .scan import (
+    LayoutError,
+    json_conversations,
+    lines,
+    parse_json_header,
+    parse_jsonl_header,
+    parse_line,
+)
+
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+_MEMBER_PAGE = 1000
+
+
+class _Findings:
+    """The problems of one file, each naming the object it is about."""
+
+    def __init__(self, row: TrainingFileRecord) -> None:
+        self.row = row
+        self.items: list[Finding] = []
+
+    def add(self, kind: Kind, key: str | None, detail: str, size: int | None = None) -> None:
+        self.items.append(
+            Finding(
+                kind,
+                State.REPORTED,
+                self.row.storage_bucket,
+                key or "",
+                size=size,
+                training_file_id=self.row.id,
+                detail=detail,
+            )
+        )
+
+
+async def verify_file(db: Database, storage: Storage, row: TrainingFileRecord) -> list[Finding]:
+    findings = _Findings(row)
+    checks = (
+        (row.json_file_path, row.json_file_size, _verify_json),
+        (row.jsonl_file_path, row.jsonl_file_size, _verify_jsonl),
+    )
+    for key, recorded_size, verify_content in checks:
+        if not await _has_recorded_size(storage, row, key, recorded_size, findings):
+            continue
+        assert key is not None
+        try:
+            await verify_content(db, storage, row, key, findings)
+        except LayoutError as error:
+            findings.add(Kind.BAD_LAYOUT, key, str(error))
+        except StorageError as error:
+            findings.add(Kind.UNREADABLE, key, str(error))
+    return findings.items
+
+
+async def _has_recorded_size(
+    storage: Storage,
+    row: TrainingFileRecord,
+    key: str | None,
+    recorded: int | None,
+    findings: _Findings,
+) -> bool:
+    if key is None or recorded is None:
+        findings.add(Kind.MISSING_OBJECT, key, "the row records no object or no size")
+        return False
+    try:
+        size = await storage.size(row.storage_bucket, key)
+    except ObjectNotFound:
+        findings.add(Kind.MISSING_OBJECT, key, "the row points at an object that is not stored")
+        return False
+    except StorageError as error:
+        findings.add(Kind.UNREADABLE, key, str(error))
+        return False
+    if size != recorded:
+        findings.add(Kind.WRONG_SIZE, key, f"stored {size} bytes, the row says {recorded}", size)
+        return False
+    return True
+
+
+# -- the full JSON ---------------------------------------------------------------------------
+
+
+async def _verify_json(
+    db: Database, storage: Storage, row: TrainingFileRecord, key: str, findings: _Findings
+) -> None:
+    start, end, size = row.json_body_start, row.json_body_end, row.json_file_size
+    assert size is not None
+    if start is None or end is None or not 0 < start <= end or end + len(JSON_FOOTER) != size:
+        raise LayoutError(f"body offsets [{start}, {end}) do not fit a file of {size} bytes")
+    if start > MAX_HEADER_BYTES:
+        raise LayoutError(f"the header is {start} bytes, more than {MAX_HEADER_BYTES}")
+    bucket = row.storage_bucket
+    header = parse_json_header(await _read(storage, bucket, key, 0, start))
+    for mismatch in _header_mismatches(header, row):
+        findings.add(Kind.HEADER_MISMATCH, key, mismatch)
+    if await _read(storage, bucket, key, end, size) != JSON_FOOTER:
+        raise LayoutError("the bytes after the body are not the footer")
+    await _verify_json_body(storage.get_range(bucket, key, start, end), db, row, key, findings)
+
+
+async def _verify_json_body(
+    chunks: AsyncIterator[bytes],
+    db: Database,
+    row: TrainingFileRecord,
+    key: str,
+    findings: _Findings,
+) -> None:
+    members = _members(db, row.id)
+    conversations = pairs = trainable = 0
+    mismatch: str | None = None
+    async for conversation in json_conversations(chunks):
+        found = _conversation_id(conversation, conversations + 1)
+        expected = await anext(members, None)
+        if mismatch is None and found != expected:
+            mismatch = (
+                f"conversation {conversations + 1} is {found}, "
+                f"the junction has {expected or 'nothing'} at that place"
+            )
+        conversations += 1
+        training_pairs = conversation.get("training_pairs")
+        if not isinstance(training_pairs, list):
+            raise LayoutError(f"conversation {conversations} has no training_pairs list")
+        pairs += len(training_pairs)
+        trainable += sum(1 for p in training_pairs if _is_trainable(p))
+    if mismatch is None and (extra := await anext(members, None)) is not None:
+        mismatch = f"the junction has more conversations than the file, from {extra}"
+    if mismatch is not None:
+        findings.add(Kind.MEMBERS_MISMATCH, key, mismatch)
+    counted = {
+        "conversations": (conversations, row.conversation_count),
+        "training pairs": (pairs, row.total_training_pairs),
+        "trainable pairs": (trainable, row.trainable_pairs),
+    }
+    for what, (found_count, recorded) in counted.items():
+        if found_count != recorded:
+            findings.add(
+                Kind.CONTENT_MISMATCH, key, f"the body has {found_count} {what}, the row {recorded}"
+            )
+
+
+def _header_mismatches(header: dict[str, Any], row: TrainingFileRecord) -> list[str]:
+    metadata = header.get("training_file_metadata")
+    if not isinstance(metadata, dict):
+        raise LayoutError("the header has no training_file_metadata")
+    quality = metadata.get("quality_summary") or {}
+    compared: dict[str, tuple[Any, Any]] = {
+        "total_conversations": (metadata.get("total_conversations"), row.conversation_count),
+        "total_training_pairs": (metadata.get("total_training_pairs"), row.total_training_pairs),
+        "human_reviewed_count": (quality.get("human_reviewed_count"), row.human_reviewed_count),
+        "avg_quality_score": (_decimal(quality.get("avg_quality_score")), row.avg_quality_score),
+        "min_quality_score": (_decimal(quality.get("min_quality_score")), row.min_quality_score),
+        "max_quality_score": (_decimal(quality.get("max_quality_score")), row.max_quality_score),
+        "scaffolding_distribution": (
+            metadata.get("scaffolding_distribution"),
+            _distribution_counts(row.scaffolding_distribution),
+        ),
+    }
+    return [
+        f"{name}: the header says {found!r}, the row {recorded!r}"
+        for name, (found, recorded) in compared.items()
+        if found != recorded
+    ]
+
+
+def _distribution_counts(distribution: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """The row's distribution ({kind: [{key, name, count}]}) as the header writes it."""
+    return {
+        kind: {entry["key"]: entry["count"] for entry in entries}
+        for kind, entries in distribution.items()
+    }
+
+
+def _decimal(value: object) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _conversation_id(conversation: dict[str, Any], number: int) -> UUID:
+    metadata = conversation.get("conversation_metadata")
+    try:
+        return UUID(metadata["conversation_id"])  # type: ignore[index]
+    except (TypeError, KeyError, ValueError):
+        raise LayoutError(f"conversation {number} has no valid conversation_id") from None
+
+
+def _is_trainable(pair: object) -> bool:
+    return isinstance(pair, dict) and pair.get("target_response") is not None
+
+
+# -- the JSONL -------------------------------------------------------------------------------
+
+
+async def _verify_jsonl(
+    db: Database, storage: Storage, row: TrainingFileRecord, key: str, findings: _Findings
+) -> None:
+    start, end, size = row.jsonl_body_start, row.jsonl_body_end, row.jsonl_file_size
+    if start is None or end is None or not 0 < start <= end or end != size:
+        raise LayoutError(f"body offsets [{start}, {end}) do not fit a file of {size} bytes")
+    if start > MAX_HEADER_BYTES:
+        raise LayoutError(f"the _meta line is {start} bytes, more than {MAX_HEADER_BYTES}")
+    meta = parse_jsonl_header(await _read(storage, row.storage_bucket, key, 0, start))
+    total_pairs = meta.get("total_pairs")
+    if total_pairs != row.trainable_pairs:
+        findings.add(
+            Kind.HEADER_MISMATCH,
+            key,
+            f"_meta.total_pairs is {total_pairs!r}, the row's trainable pairs {row.trainable_pairs}",
+        )
+    chunks = storage.get_range(row.storage_bucket, key, start, end)
+    counted, mismatch = await _scan_pair_lines(chunks, _members(db, row.id))
+    if mismatch is not None:
+        findings.add(Kind.MEMBERS_MISMATCH, key, mismatch)
+    if counted != total_pairs or counted != row.trainable_pairs:
+        findings.add(
+            Kind.CONTENT_MISMATCH,
+            key,
+            f"{counted} pair lines after _meta; _meta says {total_pairs!r}, "
+            f"the row {row.trainable_pairs}",
+        )
+
+
+async def _scan_pair_lines(
+    chunks: AsyncIterator[bytes], members: AsyncIterator[UUID]
+) -> tuple[int, str | None]:
+    """How many pair lines there are, and the first line out of the junction's order."""
+    count = 0
+    mismatch: str | None = None
+    current: UUID | None = None
+    async for line in lines(chunks):
+        count += 1
+        found = _line_conversation(parse_line(line, count + 1), count + 1)
+        if mismatch is None and found != current:
+            # Lines come in member order; members without trainable pairs have none.
+            current = await _advance_to(members, found)
+            if current is None:
+                mismatch = f"line {count + 1} is of {found}, not of a later member of the junction"
+    return count, mismatch
+
+
+async def _advance_to(members: AsyncIterator[UUID], wanted: UUID) -> UUID | None:
+    async for member in members:
+        if member == wanted:
+            return member
+    return None
+
+
+def _line_conversation(line: dict[str, Any], number: int) -> UUID:
+    try:
+        return UUID(line["conversation_id"])
+    except (TypeError, KeyError, ValueError):
+        raise LayoutError(f"line {number} has no valid conversation_id") from None
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+async def _read(storage: Storage, bucket: str, key: str, start: int, end: int) -> bytes:
+    """A small range (a header, the footer) in memory."""
+    return b"".join([chunk async for chunk in storage.get_range(bucket, key, start, end)])
+
+
+async def _members(db: Database, file_id: UUID) -> AsyncIterator[UUID]:
+    """The file's conversation ids in position order, a page at a time."""
+    after = -1
+    while True:
+        async with db.session() as conn:
+            page = await sql.members_after(conn, file_id, after, _MEMBER_PAGE)
+        for position, conversation_id in page:
+            yield conversation_id
+            after = position
+        if len(page) < _MEMBER_PAGE:
+            return
