@@ -6,17 +6,51 @@ once to REST status codes. Anything else is a bug and is masked before it reache
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
+
+
+class ErrorCode(enum.StrEnum):
+    """Every code a client can receive, in `userErrors`, `extensions.code` or REST `details`."""
+
+    # The request itself (any operation)
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    BAD_REQUEST = "BAD_REQUEST"
+    INVALID_BODY = "INVALID_BODY"
+    INVALID_FORMAT = "INVALID_FORMAT"
+    BODY_TOO_LARGE = "BODY_TOO_LARGE"
+    # Creating and changing training files
+    INVALID_NAME = "INVALID_NAME"
+    NAME_TAKEN = "NAME_TAKEN"
+    INVALID_DESCRIPTION = "INVALID_DESCRIPTION"
+    NO_CONVERSATIONS = "NO_CONVERSATIONS"
+    TOO_MANY_CONVERSATIONS = "TOO_MANY_CONVERSATIONS"
+    INVALID_ID = "INVALID_ID"
+    DUPLICATE_IN_REQUEST = "DUPLICATE_IN_REQUEST"
+    NOT_FOUND = "NOT_FOUND"
+    NOT_ELIGIBLE = "NOT_ELIGIBLE"
+    ALREADY_IN_FILE = "ALREADY_IN_FILE"
+    CONFLICT = "CONFLICT"
+    # Who is asking
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    # The server and what it depends on
+    BUSY = "BUSY"
+    STORAGE_UNAVAILABLE = "STORAGE_UNAVAILABLE"
+    DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a request."""
+    """One thing wrong with a request. `field` is the domain's name of the input
+    (`conversation_ids`); each adapter spells it its own way."""
 
-    code: str
+    code: ErrorCode
     message: str
     field: str | None = None
     conversation_ids: tuple[UUID, ...] = ()
@@ -25,7 +59,7 @@ class Problem:
 class UserError(Exception):
     """A request the server refuses for a reason the user can fix."""
 
-    code = "BAD_USER_INPUT"
+    code: ClassVar[ErrorCode] = ErrorCode.BAD_USER_INPUT
 
     def __init__(self, message: str, *, problems: Sequence[Problem] = ()) -> None:
         super().__init__(message)
@@ -41,37 +75,37 @@ class UserError(Exception):
 class InvalidInput(UserError):
     """The request itself is malformed or breaks a rule."""
 
-    code = "BAD_USER_INPUT"
+    code: ClassVar[ErrorCode] = ErrorCode.BAD_USER_INPUT
 
 
 class NotFound(UserError):
     """The requested object does not exist."""
 
-    code = "NOT_FOUND"
+    code: ClassVar[ErrorCode] = ErrorCode.NOT_FOUND
 
 
 class Conflict(UserError):
     """The request clashes with the current state (a name taken, a file archived)."""
 
-    code = "CONFLICT"
+    code: ClassVar[ErrorCode] = ErrorCode.CONFLICT
 
 
 class Unauthenticated(UserError):
     """No valid bearer token."""
 
-    code = "UNAUTHENTICATED"
+    code: ClassVar[ErrorCode] = ErrorCode.UNAUTHENTICATED
 
 
 class Forbidden(UserError):
     """Authenticated, but not allowed to do this."""
 
-    code = "FORBIDDEN"
+    code: ClassVar[ErrorCode] = ErrorCode.FORBIDDEN
 
 
 class Unavailable(UserError):
     """A dependency is down or overloaded: nothing changed, and a retry later may succeed."""
 
-    code = "SERVICE_UNAVAILABLE"
+    code: ClassVar[ErrorCode] = ErrorCode.SERVICE_UNAVAILABLE
 
     def __init__(self, message: str, *, retry_after_seconds: int = 5) -> None:
         super().__init__(message)
@@ -85,19 +119,19 @@ class Unavailable(UserError):
 class Busy(Unavailable):
     """A bound was reached: no free database connection, a lock or a statement took too long."""
 
-    code = "BUSY"
+    code: ClassVar[ErrorCode] = ErrorCode.BUSY
 
 
 class StorageUnavailable(Unavailable):
     """Object storage is full, not writable or unreachable."""
 
-    code = "STORAGE_UNAVAILABLE"
+    code: ClassVar[ErrorCode] = ErrorCode.STORAGE_UNAVAILABLE
 
 
 class DatabaseUnavailable(Unavailable):
     """PostgreSQL cannot be reached or dropped the connection."""
 
-    code = "DATABASE_UNAVAILABLE"
+    code: ClassVar[ErrorCode] = ErrorCode.DATABASE_UNAVAILABLE
 
 
 @dataclass
@@ -108,7 +142,7 @@ class ProblemList:
 
     def add(
         self,
-        code: str,
+        code: ErrorCode,
         message: str,
         *,
         field: str | None = None,

@@ -33,8 +33,8 @@ wrong with it. A path `{id}` that is not a UUID is a malformed request, not a mi
 400 with a message naming the bad value (as GraphQL's `parse_uuid` does), never 404. A
 well-formed id of no file is 404. `format` must be exactly `json` or `jsonl` (as the seed).
 
-Problem `field`s are the REST body's snake_case names (`conversation_ids`, not the GraphQL
-`conversationIds`). Records use the seed's snake_case columns, plus `version` and
+Problem `field`s are the REST body's snake_case names (`conversation_ids`), which are the
+domain's own names. Records use the seed's snake_case columns, plus `version` and
 `trainable_pairs`; `scaffolding_distribution` has the seed's shape `{"personas": {key: count},
 "emotional_arcs": {...}, "training_topics": {...}}`. Scores are JSON numbers, ids strings,
 timestamps ISO 8601.
@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -65,6 +64,7 @@ from .authentication import caller_id
 from .db.training_files import TrainingFileFilter, TrainingFileRecord
 from .errors import (
     Conflict,
+    ErrorCode,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -92,7 +92,6 @@ _STATUS_OF: tuple[tuple[type[UserError], int], ...] = (
     (InvalidInput, 400),
     (Conflict, 400),
 )
-_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -125,7 +124,7 @@ def _rest_errors(handler: Handler) -> Handler:
             return _user_error(error)
         except _BodyTooLarge:
             message = f"the request body must be at most {MAX_BODY_BYTES} bytes"
-            too_large = InvalidInput(message, problems=[Problem("BODY_TOO_LARGE", message)])
+            too_large = InvalidInput(message, problems=[Problem(ErrorCode.BODY_TOO_LARGE, message)])
             return _user_error(too_large, status=413)
         except Exception as error:
             return _unexpected(request, error)
@@ -169,7 +168,7 @@ def _problem_json(problem: Problem) -> dict[str, Any]:
     return {
         "code": problem.code,
         "message": problem.message,
-        "field": _CAMEL_HUMP.sub(r"_\1", problem.field).lower() if problem.field else None,
+        "field": problem.field,
         "conversation_ids": [str(i) for i in problem.conversation_ids],
     }
 
@@ -213,7 +212,7 @@ async def _json_object(request: Request) -> dict[str, Any]:
 
 
 def _invalid_body(message: str) -> InvalidInput:
-    return InvalidInput(message, problems=[Problem("INVALID_BODY", message)])
+    return InvalidInput(message, problems=[Problem(ErrorCode.INVALID_BODY, message)])
 
 
 def _format(request: Request) -> FileFormat:
@@ -225,7 +224,7 @@ def _format(request: Request) -> FileFormat:
             return FileFormat(raw)
         except ValueError:
             message = f"format must be 'json' or 'jsonl', got {raw!r}"
-    raise InvalidInput(message, problems=[Problem("INVALID_FORMAT", message, "format")])
+    raise InvalidInput(message, problems=[Problem(ErrorCode.INVALID_FORMAT, message, "format")])
 
 
 # -- rendering --------------------------------------------------------------------------------

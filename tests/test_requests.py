@@ -19,11 +19,11 @@ def test_ids_keep_request_order_and_report_each_duplicate_once() -> None:
     ids = check_ids([str(B), str(A), str(B), str(C), str(B), str(A), "nope"], problems)
     assert ids == [B, A, C]
     assert problems.problems == [
-        Problem("INVALID_ID", "'nope' is not a UUID", "conversationIds"),
+        Problem("INVALID_ID", "'nope' is not a UUID", "conversation_ids"),
         Problem(
             "DUPLICATE_IN_REQUEST",
             f"conversation ids given more than once: {B}, {A}",
-            "conversationIds",
+            "conversation_ids",
             (B, A),
         ),
     ]
@@ -53,7 +53,7 @@ def test_past_the_cap_only_the_count_is_reported(raw: list[str]) -> None:
         Problem(
             "TOO_MANY_CONVERSATIONS",
             "at most 80 conversations per request, got 25000",
-            "conversationIds",
+            "conversation_ids",
         )
     ]
 

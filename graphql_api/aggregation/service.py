@@ -29,7 +29,7 @@ from ..db.conversations import ConversationRecord
 from ..db.database import Database
 from ..db.training_files import FileVersion, MemberStats, TrainingFileRecord
 from ..db.writers import LockedSession, LockKind, WriterPool
-from ..errors import Conflict, Forbidden, NotFound, ProblemList
+from ..errors import Conflict, ErrorCode, Forbidden, NotFound, ProblemList
 from ..pagination import Cursor, Page, keyset_page
 from ..storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, CopyRange, Part, Storage, read_all
 from .format import (
@@ -171,9 +171,9 @@ class TrainingFileService:
                 if already:
                     listed = ", ".join(str(i) for i in ids if i in already)
                     problems.add(
-                        "ALREADY_IN_FILE",
+                        ErrorCode.ALREADY_IN_FILE,
                         f"Conversations already in training file: {listed}",
-                        field="conversationIds",
+                        field="conversation_ids",
                         conversation_ids=[i for i in ids if i in already],
                     )
                 records = await _eligible(conn, [i for i in ids if i not in already], problems)
@@ -437,9 +437,9 @@ async def _eligible(
     missing = [i for i in ids if i not in found]
     if missing:
         problems.add(
-            "NOT_FOUND",
+            ErrorCode.NOT_FOUND,
             f"conversations not found: {', '.join(map(str, missing))}",
-            field="conversationIds",
+            field="conversation_ids",
             conversation_ids=missing,
         )
     ineligible = [
@@ -450,10 +450,10 @@ async def _eligible(
     ]
     if ineligible:
         problems.add(
-            "NOT_ELIGIBLE",
+            ErrorCode.NOT_ELIGIBLE,
             "conversations not enriched (enrichment_status must be 'completed' with a stored "
             f"file): {', '.join(map(str, ineligible))}",
-            field="conversationIds",
+            field="conversation_ids",
             conversation_ids=ineligible,
         )
     return [found[i] for i in ids if i in found and i not in ineligible]
@@ -481,7 +481,7 @@ def _require_owner(current: TrainingFileRecord, user_id: UUID) -> None:
 
 
 def _name_taken(problems: ProblemList, name: str) -> None:
-    problems.add("NAME_TAKEN", f"a training file named {name!r} exists", field="name")
+    problems.add(ErrorCode.NAME_TAKEN, f"a training file named {name!r} exists", field="name")
 
 
 def _is_name_conflict(error: BaseException) -> bool:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TypeVar
 
 import strawberry
+from strawberry.utils.str_converters import to_camel_case
 
 from ..aggregation.service import FileFormat
 from ..errors import Forbidden, Problem, Unauthenticated, Unavailable, UserError
@@ -32,8 +33,8 @@ class UserErrorType:
     @classmethod
     def from_problem(cls, problem: Problem) -> UserErrorType:
         return cls(
-            code=problem.code,
-            field=problem.field,
+            code=problem.code.value,
+            field=to_camel_case(problem.field) if problem.field else None,
             message=problem.message,
             conversation_ids=[strawberry.ID(str(i)) for i in problem.conversation_ids],
         )

@@ -22,7 +22,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from ..config import Settings
-from ..errors import Unavailable, UserError
+from ..errors import ErrorCode, Unavailable, UserError
 from ..failures import as_unavailable
 from .mutations import Mutation
 from .queries import Query
@@ -57,7 +57,7 @@ class MaskUnexpectedErrors(MaskErrors):
         error_id = uuid.uuid4().hex[:12]
         log.error("error %s at %s", error_id, error.path, exc_info=error.original_error)
         masked = super().anonymise_error(error)
-        masked.extensions = {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}
+        masked.extensions = {"code": ErrorCode.INTERNAL_SERVER_ERROR.value, "errorId": error_id}
         return masked
 
 
