@@ -18,13 +18,17 @@ from starlette.routing import BaseRoute, Route
 
 from .authentication import BearerTokens
 from .config import Settings
+from .db.writers import WriterPool
 from .downloads import download_route
 from .graphql.playground import ASSETS_URL_PATH, find_assets_dir, playground_routes
 from .graphql.schema import build_schema
 from .graphql.view import GraphQLView
 from .limits import BodySizeLimit
+from .maintenance.cleanup import clean_up
+from .maintenance.report import State
 from .rest import rest_routes
 from .services import Services, running_services
+from .storage.base import Storage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +38,10 @@ _HEALTH_CHECK_SECONDS = 2.0
 
 async def healthz(request: Request) -> JSONResponse:
     services: Services = request.app.state.services
+    storage_probe = services.storage.probe(services.settings.health_min_free_bytes)
     checks = {
         "database": await _check("database", _database_reachable(services)),
-        "storage": await _check("storage", services.storage.check()),
+        "storage": await _check("storage", storage_probe),
     }
     healthy = all(v == "ok" for v in checks.values())
     return JSONResponse(
@@ -52,16 +57,22 @@ async def _database_reachable(services: Services) -> None:
 
 
 async def _check(name: str, probe: Awaitable[None]) -> str:
+    """Return "ok", or why not: a storage failure's reason ("full", "unwritable"), else
+    "unreachable" (a probe that takes longer than the bound is as good as unreachable)."""
     try:
         await asyncio.wait_for(probe, _HEALTH_CHECK_SECONDS)
     except Exception as error:
+        reason = error.reason if isinstance(error, StorageError) else None
         log.warning("health check: %s unavailable: %s", name, error or type(error).__name__)
-        return "unreachable"
+        return reason or "unreachable"
     return "ok"
 
 
 async def _maintain_forever(services: Services) -> None:
-    """Delete old file versions once every download link to them has expired."""
+    """At start and every `cleanup_interval`: delete old file versions once every download
+    link to them has expired, and remove what crashed writers left behind."""
+    # The owner's pool, for try-locks: a crashed writer's objects go once its lock is free.
+    writers = WriterPool(services.maintenance.pool, timeout_seconds=services.settings.lock_timeout)
     while True:
         try:
             swept = await services.training_files.sweep_retired_objects()
@@ -69,7 +80,28 @@ async def _maintain_forever(services: Services) -> None:
                 log.info("swept %d retired objects", swept)
         except Exception:
             log.exception("sweeping retired objects failed; retrying later")
+        await _clean_up_orphans(writers, services.storage)
         await asyncio.sleep(services.settings.cleanup_interval)
+
+
+async def _clean_up_orphans(writers: WriterPool, storage: Storage) -> None:
+    try:
+        outcome = await clean_up(writers, storage)
+    except Exception:
+        log.exception("cleaning up after crashed writers failed; retrying later")
+        return
+    if outcome[State.REMOVED] or outcome[State.FAILED]:
+        log.info(
+            "clean-up: removed %d leftovers of crashed writers, %d could not be removed",
+            outcome[State.REMOVED],
+            outcome[State.FAILED],
+        )
+    if outcome[State.REPORTED]:
+        log.warning(
+            "%d objects in storage are not in this product's layout; left alone "
+            "(training-files check lists them)",
+            outcome[State.REPORTED],
+        )
 
 
 def create_app(
