@@ -23,12 +23,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-# GraphiQL's files for an offline playground, exactly the versions (and hashes) the page pins.
-playground-assets: node_modules/.package-lock.json
+# GraphiQL's files for an offline playground, exactly the versions (and hashes) the page pins,
+# copied into the package so that an installed wheel carries them too.
+ASSETS := graphql_api/graphql/playground_assets/.vendored
 
-node_modules/.package-lock.json: package-lock.json
+playground-assets: $(ASSETS)
+
+$(ASSETS): package-lock.json $(STAMP)
 	@if command -v npm >/dev/null 2>&1; then \
-		npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; \
+		npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && \
+		$(BIN)/python -m graphql_api.graphql.playground node_modules && touch $@; \
 	else \
 		echo "npm not found: the playground will load its files from the CDN (needs internet)."; \
 	fi

@@ -128,7 +128,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await maintenance
 
-    assets_dir = find_assets_dir()
+    assets_dir = find_assets_dir(settings.playground_assets_dir)
     if assets_dir is None:
         log.warning("playground assets not installed (npm ci): GraphiQL will load from the CDN")
     graphql = GraphQLView(

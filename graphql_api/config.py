@@ -44,6 +44,7 @@ class Settings:
     shutdown_timeout: float = 30.0
     health_min_free_bytes: int = 256 * 1024 * 1024
     cleanup_interval: float = 600.0
+    playground_assets_dir: Path | None = None
 
     @property
     def storage_path(self) -> Path:
@@ -142,6 +143,9 @@ class Settings:
             cleanup_interval=_seconds(
                 "CLEANUP_INTERVAL", env.get("CLEANUP_INTERVAL"), cls.cleanup_interval
             ),
+            playground_assets_dir=Path(env["PLAYGROUND_ASSETS_DIR"])
+            if env.get("PLAYGROUND_ASSETS_DIR")
+            else None,
         )
 
 

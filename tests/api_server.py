@@ -44,7 +44,14 @@ def server_env(
 class ApiServer:
     """One server process; `start` returns once it answers /healthz."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        port: int | None = None,
+        command: Path | str = CLI,
+    ) -> None:
+        self.command = str(command)
         self.port = port or free_port()
         self.env = {**env, "HOST": "127.0.0.1", "PORT": str(self.port)}
         self.log_path = log_path
@@ -58,11 +65,12 @@ class ApiServer:
         self.launch()
         self.wait_until_healthy()
 
-    def launch(self, *options: str) -> None:
+    def launch(self, *options: str, cwd: Path | None = None) -> None:
         """Start the process without waiting for it to serve."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [CLI, "serve", *options],
+                [self.command, "serve", *options],
+                cwd=cwd,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

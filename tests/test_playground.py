@@ -25,6 +25,7 @@ from graphql_api.graphql.playground import (
     offline_graphiql_html,
     playground_routes,
     referenced_assets,
+    vendor_assets,
 )
 
 ASSETS_DIR = find_assets_dir()
@@ -222,24 +223,39 @@ async def test_get_query_still_works() -> None:
 # --- find_assets_dir / routes with a fake node_modules (no npm needed) ----------------
 
 
-def test_find_assets_dir_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("PLAYGROUND_ASSETS_DIR", str(tmp_path / "missing"))
-    assert find_assets_dir() is None
+def test_find_assets_dir_override(tmp_path: Path) -> None:
+    assert find_assets_dir(tmp_path / "missing") is None
 
     node_modules = write_fake_node_modules(tmp_path)
-    monkeypatch.setenv("PLAYGROUND_ASSETS_DIR", str(node_modules))
-    assert find_assets_dir() == node_modules.resolve()
+    assert find_assets_dir(node_modules) == node_modules.resolve()
 
     (node_modules / referenced_assets()[0].node_modules_path).unlink()
-    assert find_assets_dir() is None
+    assert find_assets_dir(node_modules) is None
 
 
-def test_find_assets_dir_rejects_other_versions(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_find_assets_dir_rejects_other_versions(tmp_path: Path) -> None:
     node_modules = write_fake_node_modules(tmp_path, version_override="0.0.1")
-    monkeypatch.setenv("PLAYGROUND_ASSETS_DIR", str(node_modules))
-    assert find_assets_dir() is None
+    assert find_assets_dir(node_modules) is None
+
+
+def test_vendoring_copies_exactly_the_page_files_and_their_manifests(tmp_path: Path) -> None:
+    node_modules = write_fake_node_modules(tmp_path)
+    (node_modules / "react" / "index.js").write_text("not loaded by the page")
+    vendored = tmp_path / "vendored"
+    copied = vendor_assets(node_modules, vendored)
+    files = sorted(str(p.relative_to(vendored)) for p in vendored.rglob("*") if p.is_file())
+    expected = sorted(
+        {a.node_modules_path for a in referenced_assets()}
+        | {f"{a.package}/package.json" for a in referenced_assets()}
+    )
+    assert files == expected and copied == len(expected)
+    assert find_assets_dir(vendored) == vendored.resolve()
+
+
+def test_vendoring_refuses_other_versions(tmp_path: Path) -> None:
+    node_modules = write_fake_node_modules(tmp_path, version_override="0.0.1")
+    with pytest.raises(PlaygroundAssetsError, match="npm ci"):
+        vendor_assets(node_modules, tmp_path / "vendored")
 
 
 async def test_routes_expose_only_the_page_packages(tmp_path: Path) -> None:
@@ -285,7 +301,8 @@ async def test_page_assets_are_served_with_matching_integrity(
 
 @needs_assets
 async def test_unrelated_node_modules_are_not_served(client: httpx.AsyncClient) -> None:
-    # graphql is installed as a peer dependency but is not part of the page.
-    assert ASSETS_DIR is not None and (ASSETS_DIR / "graphql" / "package.json").is_file()
+    # graphql is installed by npm as a peer dependency but is not part of the page.
+    root = Path(playground.__file__).resolve().parents[2]
+    assert (root / "node_modules" / "graphql" / "package.json").is_file()
     response = await client.get(f"{ASSETS_URL_PATH}/graphql/package.json")
     assert response.status_code == 404

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import asyncpg
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# Inside the package, so an installed wheel has them (the top-level migrations/ links here).
+MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 
 # Any constant works; it only has to be the same in every process that migrates.
 _ADVISORY_LOCK_KEY = 0x7472_6169_6E69_6E67  # "training"

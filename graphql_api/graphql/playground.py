@@ -24,8 +24,9 @@ Wiring (sketch)::
 from __future__ import annotations
 
 import json
-import os
 import re
+import shutil
+import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -40,8 +41,8 @@ from strawberry.http.ides import get_graphql_ide_html
 from strawberry.schema import BaseSchema
 
 __all__ = [
-    "ASSETS_DIR_ENV_VAR",
     "ASSETS_URL_PATH",
+    "VENDORED_DIR",
     "AssetRef",
     "OfflineGraphQL",
     "PlaygroundAssetsError",
@@ -49,13 +50,14 @@ __all__ = [
     "offline_graphiql_html",
     "playground_routes",
     "referenced_assets",
+    "vendor_assets",
 ]
 
 ASSETS_URL_PATH = "/graphiql-assets"
 """Where the application mounts the playground's static files."""
 
-ASSETS_DIR_ENV_VAR = "PLAYGROUND_ASSETS_DIR"
-"""Environment variable overriding the ``node_modules`` directory holding the assets."""
+VENDORED_DIR = Path(__file__).resolve().with_name("playground_assets")
+"""The assets inside the package: copied there from ``node_modules`` by ``make``."""
 
 # https://unpkg.com/<pkg>@<version>/<path>, <pkg> possibly scoped (@scope/name).
 _UNPKG_URL = re.compile(
@@ -122,21 +124,33 @@ def _assets_complete(node_modules: Path) -> bool:
     return all(_installed_version(node_modules, a.package) == a.version for a in assets)
 
 
-def find_assets_dir() -> Path | None:
-    """The ``node_modules`` directory holding every file the GraphiQL page needs, or None.
+def find_assets_dir(override: Path | None = None) -> Path | None:
+    """The directory (``node_modules`` layout) holding every file the GraphiQL page needs.
 
-    Defaults to ``<project root>/node_modules`` (next to ``package.json``); the environment
-    variable ``PLAYGROUND_ASSETS_DIR`` overrides it.  Returns None unless every referenced
-    file exists and each package's installed version is the one pinned in the page.
+    ``override`` (``PLAYGROUND_ASSETS_DIR``) else the copy inside the package that
+    ``vendor_assets`` made at set-up (so an installed wheel carries it). None unless every
+    referenced file exists and each package's version is the one pinned in the page.
     """
-    override = os.environ.get(ASSETS_DIR_ENV_VAR)
-    if override:
-        candidate = Path(override).expanduser().resolve()
-    else:
-        candidate = Path(__file__).resolve().parents[2] / "node_modules"
+    candidate = override.expanduser().resolve() if override else VENDORED_DIR
     if candidate.is_dir() and _assets_complete(candidate):
         return candidate
     return None
+
+
+def vendor_assets(node_modules: Path, destination: Path = VENDORED_DIR) -> int:
+    """Copy exactly the files the page loads (and each package's manifest, for its version)
+    from an ``npm ci`` tree into ``destination``; return how many files were copied."""
+    files = {a.node_modules_path for a in referenced_assets()}
+    files |= {f"{a.package}/package.json" for a in referenced_assets()}
+    for relative in sorted(files):
+        target = destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(node_modules / relative, target)
+    if not _assets_complete(destination):
+        raise PlaygroundAssetsError(
+            f"{node_modules} does not hold the versions strawberry's GraphiQL page pins: run npm ci"
+        )
+    return len(files)
 
 
 def offline_graphiql_html(assets_url: str) -> str:
@@ -215,3 +229,9 @@ def playground_routes(assets_dir: Path) -> list[BaseRoute]:
         for package in packages
     ]
     return [Mount(ASSETS_URL_PATH, routes=package_mounts, name="graphiql-assets")]
+
+
+if __name__ == "__main__":
+    # make: python -m graphql_api.graphql.playground node_modules
+    copied = vendor_assets(Path(sys.argv[1]))
+    print(f"playground: {copied} files copied into {VENDORED_DIR}")
