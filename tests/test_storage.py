@@ -624,6 +624,10 @@ async def test_local_probe_reports_a_bucket_replaced_by_a_file_as_unwritable(
     with pytest.raises(StorageError, match="not a directory") as caught:
         await local.probe(0)
     assert caught.value.reason == "unwritable"
+    for key in ("flat", "f/v1/training.json"):
+        with pytest.raises(StorageError) as caught:
+            await local.put(TRAINING_BUCKET, key, iter_bytes(b"x"))
+        assert caught.value.reason == "unwritable"
 
 
 async def test_local_probe_reports_a_missing_bucket_as_unreachable(local: LocalStorage) -> None:

@@ -50,6 +50,8 @@ _REASONS: dict[int, StorageFailure] = {
     errno.EACCES: "unwritable",
     errno.EPERM: "unwritable",
     errno.EROFS: "unwritable",
+    # A bucket directory replaced by a file: nothing can be written below it.
+    errno.ENOTDIR: "unwritable",
     errno.EIO: "unreachable",
     errno.ENXIO: "unreachable",
     errno.ENODEV: "unreachable",
