@@ -35,7 +35,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 from uuid import UUID
 
-from graphql_api.conversations.analysis import tier_for
+from graphql_api.domain.enums import QualityTier
 
 __all__ = [
     "FORMAT_SPEC",
@@ -141,7 +141,7 @@ class ConversationEntry:
 
 def quality_tier(score: Decimal | None) -> str:
     """≥4.5 seed_dataset, ≥3.5 production, ≥2.5 experimental, else rejected; None experimental."""
-    return tier_for(score)
+    return QualityTier.for_score(score).value
 
 
 def format_timestamp(moment: datetime) -> str:

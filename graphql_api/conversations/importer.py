@@ -14,7 +14,8 @@ import asyncpg
 from ..db import conversations as conversation_rows
 from ..db.writers import LockKind, WriterPool
 from ..storage.base import CONVERSATION_BUCKET, Storage, iter_bytes
-from .analysis import ConversationAnalysis, Issue, analyze
+from .analysis import ConversationAnalysis, analyze
+from .issues import Issue
 
 
 class Outcome(enum.Enum):
