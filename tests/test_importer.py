@@ -1,7 +1,11 @@
+"""graphql_api.conversations.importer: real files, the real PostgreSQL, real storage."""
+
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -14,10 +18,18 @@ from graphql_api.conversations.importer import (
 from graphql_api.db.database import Database
 from graphql_api.db.writers import WriterPool
 from graphql_api.demo import write_demo_set
-from graphql_api.storage.base import CONVERSATION_BUCKET, read_all
+from graphql_api.runtime import Pools
+from graphql_api.storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, read_all
 from graphql_api.storage.local import LocalStorage
 
-from .conftest import require_examples
+from .conftest import USER, require_examples, training_file_service
+from .conversation_documents import with_scores
+
+OLD_STYLE_PERSONAS = {
+    "david-chen-scenario-enriched.json": "pragmatic_optimist",
+    "jennifer-complex-scenario-enriched.json": "anxious_planner",
+    "marcus-complex-scenario-enriched.json": "overwhelmed_avoider",
+}
 
 
 async def _row(db: Database, conversation_id: UUID) -> dict:
@@ -47,6 +59,8 @@ async def test_real_examples_import_with_the_warnings_they_really_have(
     assert "unknown_key" in codes["enriched-1.json"]  # input_parameters
     assert "enum_drift" in codes["enriched-2.json"]  # couple_conflict_to_alignment
     assert "missing_optional_v4_key" in codes["david-chen-scenario-enriched.json"]
+    for name in OLD_STYLE_PERSONAS:
+        assert {"derived_persona_key", "serialization_artifact"} <= codes[name]
 
     for path in paths:
         document = json.loads(path.read_bytes())
@@ -65,10 +79,67 @@ async def test_real_examples_import_with_the_warnings_they_really_have(
         assert stored == path.read_bytes()
         report = row["validation_report"]
         assert report["valid"] is True and report["warnings"]
+        # jsonb would have stored years_experience before core_philosophy (shorter keys first).
+        assert list(row["consultant_profile"]) == list(document["consultant_profile"])
+        assert row["consultant_profile"] == document["consultant_profile"]
+        if path.name in OLD_STYLE_PERSONAS:
+            assert row["persona_key"] == OLD_STYLE_PERSONAS[path.name]
 
     enriched_1 = await _row(db, UUID("2e6e3685-eb74-46c9-b11d-13a3e162a4b5"))
     assert enriched_1["persona_key"] == "anxious_planner"
     assert enriched_1["training_topic_key"] == "eldercare_costs"
+    async with db.session() as conn:
+        personas = await conn.fetchval(
+            "SELECT count(*) FROM conversations WHERE coalesce(persona_key, '') <> ''"
+        )
+    assert personas == len(paths)  # every real conversation counts in a persona distribution
+
+
+def _constructed(path: Path, conversation_id: str, *scores: float | None) -> dict[str, Any]:
+    document = with_scores(*scores)
+    document["dataset_metadata"]["dataset_name"] = f"fp_conversation_{conversation_id}"
+    # Keys in an order jsonb would not keep: longest first, nested too.
+    document["consultant_profile"] = {
+        "communication_style": {"tone": "warm", "avoid": ["jargon"], "techniques": ["ask"]},
+        "years_experience": 15,
+        "expertise": "fee-only planning",
+        "name": "Elena Morales, CFP",
+        "business": "Pathways Financial Planning",
+        "core_philosophy": {f"principle_{i}": f"principle {i}" for i in range(5, 0, -1)},
+    }
+    path.write_text(json.dumps(document))
+    return document
+
+
+async def test_unscored_pairs_are_stored_at_the_conversation_score(
+    db: Database, pools: Pools, owner_writers: WriterPool, storage: LocalStorage, tmp_path: Path
+) -> None:
+    first_id, second_id = (
+        "0d9f6ad4-4cc5-4e0e-9d53-3f2c3b0b9a01",
+        "0d9f6ad4-4cc5-4e0e-9d53-3f2c3b0b9a02",
+    )
+    profile = _constructed(tmp_path / "a.json", first_id, 2, None, None, None)["consultant_profile"]
+    _constructed(tmp_path / "b.json", second_id, 5, 5)
+    importer = ConversationImporter(owner_writers, storage)
+    for name in ("a.json", "b.json"):
+        assert (await importer.import_file(tmp_path / name)).outcome is Outcome.IMPORTED
+
+    first = await _row(db, UUID(first_id))
+    assert first["quality_score"] == Decimal("2.00")
+    assert (first["quality_sum"], first["quality_count"]) == (Decimal(8), 4)
+    assert (first["quality_min"], first["quality_max"]) == (Decimal(2), Decimal(2))
+    assert list(first["consultant_profile"]) == list(profile)
+    assert list(first["consultant_profile"]["core_philosophy"]) == list(profile["core_philosophy"])
+
+    # Six pairs 2, 2, 2, 2, 5, 5: the training file says 3.00 (dropping unscored pairs: 4.00).
+    service = training_file_service(pools, storage)
+    record = await service.create_training_file(USER, "fallback", None, [first_id, second_id])
+    assert record.json_file_path is not None
+    full = json.loads(await read_all(storage, TRAINING_BUCKET, record.json_file_path))
+    quality = full["training_file_metadata"]["quality_summary"]
+    assert (quality["avg_quality_score"], quality["min_quality_score"]) == (3, 2)
+    assert quality["max_quality_score"] == 5
+    assert list(full["consultant_profile"]) == list(profile)
 
 
 async def test_generated_conversations_import_and_reimport_changes_nothing(
