@@ -29,6 +29,7 @@ from ..db.conversations import ConversationRecord
 from ..db.database import Database
 from ..db.training_files import FileVersion, MemberStats, TrainingFileRecord
 from ..db.writers import LockedSession, LockKind, WriterPool
+from ..domain.vocabulary import CONSULTANT_PROFILE as DEFAULT_CONSULTANT_PROFILE
 from ..errors import Conflict, ErrorCode, Forbidden, NotFound, ProblemList
 from ..pagination import Cursor, Page, keyset_page
 from ..storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, CopyRange, Part, Storage, read_all
@@ -49,29 +50,6 @@ from .requests import check_description, check_ids, check_name
 LINK_TTL_SECONDS = 3600
 VERTICAL = "financial_planning_consultant"
 TARGET_MODEL = "claude-sonnet-4-5"
-
-# Used when none of a file's conversations carries a consultant profile.
-DEFAULT_CONSULTANT_PROFILE: dict[str, Any] = {
-    "name": "Elena Morales, CFP",
-    "business": "Pathways Financial Planning",
-    "expertise": "fee-only financial planning for mid-career professionals",
-    "years_experience": 15,
-    "core_philosophy": {
-        "principle_1": "Money is emotional - always acknowledge feelings before facts",
-        "principle_2": "Create judgment-free space - normalize struggles explicitly",
-        "principle_3": "Education-first - teach the why not just the what",
-        "principle_4": "Progress over perfection - celebrate small wins",
-        "principle_5": "Values-aligned decisions - personal context over generic rules",
-    },
-    "communication_style": {
-        "tone": "warm, professional, never condescending",
-        "techniques": [
-            "acknowledge emotions explicitly",
-            "provide specific numbers over abstractions",
-        ],
-        "avoid": ["financial jargon without explanation", "judgment of past financial decisions"],
-    },
-}
 
 _CENTS = Decimal("0.01")
 _QUEUE_DEPTH = 4  # rendered conversations buffered per object: bounds memory
