@@ -6,10 +6,9 @@ import json
 
 import pytest
 
+from graphql_api.conversations.analysis import analyze
 from graphql_api.conversations.issues import Issues
 from graphql_api.conversations.parsing import parse
-
-from graphql_api.conversations.analysis import analyze
 
 from .conversation_documents import blocked, document, keys
 

@@ -15,7 +15,6 @@ from typing import Any
 from uuid import UUID
 
 from ..domain.enums import QualityTier
-from .turns import check_turns
 from .identity import resolve_conversation_id
 from .issues import Issues, ValidationReport, a
 from .parsing import parse
@@ -23,6 +22,7 @@ from .scaffolding import Scaffolding, resolve_scaffolding, title
 from .schema import iso_date, json_type
 from .statistics import ConversationStats, conversation_scores, conversation_stats
 from .strings import check_strings
+from .turns import check_turns
 from .validation import validate
 
 __all__ = ["ConversationAnalysis", "analyze"]
