@@ -648,18 +648,9 @@ def test_real_files_render_and_validate() -> None:
     assert metadata["total_conversations"] == 7
     assert metadata["total_training_pairs"] == 49
     assert metadata["quality_summary"]["avg_quality_score"] == 3
-    # Older files without input_parameters or v4 keys have "" scaffolding keys, not counted.
+    # The three old-style files name their archetype in client_persona: all seven count.
     personas = metadata["scaffolding_distribution"]["personas"]
-    assert "" not in personas
-    assert (
-        sum(personas.values())
-        == sum(
-            1
-            for c in document["conversations"]
-            if c["conversation_metadata"]["scaffolding"]["persona_key"]
-        )
-        < 7
-    )
+    assert personas == {"pragmatic_optimist": 3, "anxious_planner": 3, "overwhelmed_avoider": 1}
 
     parsed = _check_jsonl(_jsonl(header, entries), meta, line)
     assert parsed[0]["_meta"]["total_pairs"] == header.trainable_pairs == len(parsed) - 1
