@@ -50,7 +50,6 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from decimal import Decimal
 from functools import wraps
 from typing import Any
 from uuid import UUID
@@ -59,9 +58,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .aggregation.service import FileFormat, list_training_files
+from .aggregation.service import list_training_files
 from .authentication import caller_id
 from .db.training_files import TrainingFileFilter, TrainingFileRecord
+from .domain.enums import FileFormat, TrainingFileStatus
+from .domain.limits import as_float
 from .errors import (
     Conflict,
     ErrorCode,
@@ -230,10 +231,6 @@ def _format(request: Request) -> FileFormat:
 # -- rendering --------------------------------------------------------------------------------
 
 
-def _number(value: Decimal | None) -> float | None:
-    return None if value is None else float(value)
-
-
 def _timestamp(value: datetime) -> str:
     return value.isoformat()
 
@@ -259,9 +256,9 @@ def training_file_json(r: TrainingFileRecord) -> dict[str, Any]:
         "total_training_pairs": r.total_training_pairs,
         "json_file_size": r.json_file_size,
         "jsonl_file_size": r.jsonl_file_size,
-        "avg_quality_score": _number(r.avg_quality_score),
-        "min_quality_score": _number(r.min_quality_score),
-        "max_quality_score": _number(r.max_quality_score),
+        "avg_quality_score": as_float(r.avg_quality_score),
+        "min_quality_score": as_float(r.min_quality_score),
+        "max_quality_score": as_float(r.max_quality_score),
         "human_reviewed_count": r.human_reviewed_count,
         "scaffolding_distribution": _distribution(r.scaffolding_distribution),
         "status": r.status,
@@ -287,7 +284,7 @@ async def _files(request: Request) -> Response:
 async def _list(request: Request) -> Response:
     user_id = _user_id(request)
     db = _services(request).db
-    where = TrainingFileFilter(status="active")
+    where = TrainingFileFilter(status=TrainingFileStatus.ACTIVE)
     files: list[dict[str, Any]] = []
     after: str | None = None
     while True:

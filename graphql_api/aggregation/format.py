@@ -31,11 +31,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
 
-from graphql_api.domain.enums import QualityTier
+from ..domain.enums import QualityTier
+from ..domain.limits import DATASET_NAME_PREFIX, cents
 
 __all__ = [
     "FORMAT_SPEC",
@@ -57,14 +58,12 @@ __all__ = [
 
 VERSION: Final = "4.0.0"
 FORMAT_SPEC: Final = "brightrun-lora-v4"
-SOURCE_FILE_PREFIX: Final = "fp_conversation_"
 
 # The conversation objects sit at depth 2: {"conversations": [ <here> ]}.
 _ITEM_INDENT: Final = "\n    "
 _CONVERSATIONS_OPEN: Final = ',\n  "conversations": ['
 JSON_FOOTER: Final = b"\n  ]\n}\n"
 
-_CENTS: Final = Decimal("0.01")
 _PAIR_LINE_KEYS: Final = (
     "conversation_metadata",
     "system_prompt",
@@ -156,14 +155,14 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def source_file(conversation_id: UUID) -> str:
-    return f"{SOURCE_FILE_PREFIX}{conversation_id}.json"
+    return f"{DATASET_NAME_PREFIX}{conversation_id}.json"
 
 
 def _json_number(value: Decimal) -> int | float:
     """Rounded half up to 2 places; an integer when integral, else the shortest float."""
     if not value.is_finite():
         raise ValueError(f"cannot write the non-finite number {value} as JSON")
-    rounded = value.quantize(_CENTS, rounding=ROUND_HALF_UP)
+    rounded = cents(value)
     if rounded == rounded.to_integral_value():
         return int(rounded)
     # A value with 2 decimals has a float whose shortest repr is those digits.

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import hashlib
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -29,6 +28,8 @@ from ..db.conversations import ConversationRecord
 from ..db.database import Database
 from ..db.training_files import FileVersion, MemberStats, TrainingFileRecord
 from ..db.writers import LockedSession, LockKind, WriterPool
+from ..domain.enums import EnrichmentStatus, FileFormat, TrainingFileStatus
+from ..domain.limits import LINK_TTL_SECONDS, TARGET_MODEL, VERTICAL, cents, percentage
 from ..domain.vocabulary import CONSULTANT_PROFILE as DEFAULT_CONSULTANT_PROFILE
 from ..errors import Conflict, ErrorCode, Forbidden, NotFound, ProblemList
 from ..pagination import Cursor, Page, keyset_page
@@ -47,21 +48,7 @@ from .format import (
 )
 from .requests import check_description, check_ids, check_name
 
-LINK_TTL_SECONDS = 3600
-VERTICAL = "financial_planning_consultant"
-TARGET_MODEL = "claude-sonnet-4-5"
-
-_CENTS = Decimal("0.01")
 _QUEUE_DEPTH = 4  # rendered conversations buffered per object: bounds memory
-
-
-class FileFormat(enum.Enum):
-    JSON = "json"
-    JSONL = "jsonl"
-
-    @property
-    def content_type(self) -> str:
-        return "application/json" if self is FileFormat.JSON else "application/x-ndjson"
 
 
 @dataclass(frozen=True)
@@ -194,7 +181,9 @@ class TrainingFileService:
                 raise NotFound(f"training file {training_file_id} does not exist")
             _require_owner(current, user_id)
             updated = await rows.set_status(
-                conn, training_file_id, "archived" if archived else "active"
+                conn,
+                training_file_id,
+                TrainingFileStatus.ARCHIVED if archived else TrainingFileStatus.ACTIVE,
             )
             assert updated is not None
             return updated
@@ -391,7 +380,7 @@ class TrainingFileService:
         if current is None:
             raise NotFound(f"training file {training_file_id} does not exist")
         _require_owner(current, user_id)
-        if current.status != "active":
+        if current.status != TrainingFileStatus.ACTIVE:
             raise Conflict(
                 f"training file {current.name!r} is {current.status}; restore it before adding"
             )
@@ -424,7 +413,10 @@ async def _eligible(
         i
         for i in ids
         if i in found
-        and (found[i].enrichment_status != "completed" or not found[i].enriched_file_path)
+        and (
+            found[i].enrichment_status != EnrichmentStatus.COMPLETED
+            or not found[i].enriched_file_path
+        )
     ]
     if ineligible:
         problems.add(
@@ -485,22 +477,18 @@ async def _drain(queue: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:
 
 
 def _cents(value: Decimal | None) -> Decimal | None:
-    return None if value is None else value.quantize(_CENTS, rounding=ROUND_HALF_UP)
+    return None if value is None else cents(value)
 
 
 def _quality(stats: MemberStats) -> QualitySummary:
     average = stats.quality_sum / stats.quality_count if stats.quality_count else None
-    percentage = (
-        Decimal(stats.human_reviewed_count * 100) / stats.total_pairs
-        if stats.total_pairs
-        else Decimal(0)
-    )
+    reviewed = percentage(stats.human_reviewed_count, stats.total_pairs)
     return QualitySummary(
         avg_quality_score=_cents(average),
         min_quality_score=_cents(stats.quality_min),
         max_quality_score=_cents(stats.quality_max),
         human_reviewed_count=stats.human_reviewed_count,
-        human_reviewed_percentage=_cents(percentage) or Decimal(0),
+        human_reviewed_percentage=reviewed,
     )
 
 

@@ -11,6 +11,7 @@ from uuid import UUID
 
 import asyncpg
 
+from ..domain.enums import TrainingFileStatus
 from ..pagination import Cursor
 from .conversations import ConversationRecord
 
@@ -240,7 +241,7 @@ ORDER BY f.created_at DESC, f.id DESC
 
 @dataclass(frozen=True)
 class TrainingFileFilter:
-    status: str | None = "active"
+    status: str | None = TrainingFileStatus.ACTIVE
     created_by: UUID | None = None
     name_contains: str | None = None
 

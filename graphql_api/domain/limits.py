@@ -35,3 +35,8 @@ def cents(value: Decimal) -> Decimal:
 def percentage(part: int, whole: int) -> Decimal:
     """`part` of `whole` in percent, rounded like every other number; 0 for an empty whole."""
     return cents(Decimal(part * 100) / whole) if whole else Decimal(0)
+
+
+def as_float(value: Decimal | None) -> float | None:
+    """A stored decimal as the JSON number clients receive (GraphQL Float, REST numbers)."""
+    return None if value is None else float(value)

@@ -9,7 +9,6 @@ from typing import TypeVar
 import strawberry
 from strawberry.utils.str_converters import to_camel_case
 
-from ..aggregation.service import FileFormat
 from ..errors import Forbidden, Problem, Unauthenticated, Unavailable, UserError
 from ..inputs import parse_uuid
 from .context import Context
@@ -140,7 +139,7 @@ class Mutation:
         async def link() -> object:
             file_id = parse_uuid(input.training_file_id, "trainingFileId")
             target = await ctx.services.training_files.download_target(
-                user_id, file_id, FileFormat(input.format.value)
+                user_id, file_id, input.format
             )
             return await ctx.services.download_link(target, ctx.base_url)
 

@@ -10,6 +10,7 @@ import strawberry
 
 from ..db.conversations import ConversationRecord
 from ..db.training_files import TrainingFileRecord
+from ..domain.limits import as_float
 from ..errors import InvalidInput
 from ..pagination import Cursor, InvalidCursor, Page, check_page_size
 from .context import Context
@@ -24,7 +25,6 @@ from .types import (
     ValidationReport,
     quality_summary,
     scaffolding_distribution,
-    to_float,
 )
 
 Info = strawberry.Info[Context, None]
@@ -77,11 +77,11 @@ class Conversation:
             emotional_arc_name=r.emotional_arc_name,
             training_topic_key=r.training_topic_key,
             training_topic_name=r.training_topic_name,
-            quality_score=to_float(r.quality_score),
-            empathy_score=to_float(r.empathy_score),
-            clarity_score=to_float(r.clarity_score),
-            appropriateness_score=to_float(r.appropriateness_score),
-            brand_voice_alignment=to_float(r.brand_voice_alignment),
+            quality_score=as_float(r.quality_score),
+            empathy_score=as_float(r.empathy_score),
+            clarity_score=as_float(r.clarity_score),
+            appropriateness_score=as_float(r.appropriateness_score),
+            brand_voice_alignment=as_float(r.brand_voice_alignment),
             tier=QualityTier(r.tier),
             enrichment_status=EnrichmentStatus(r.enrichment_status),
             enriched_file_size=BigInt(r.enriched_file_size)

@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
-import enum
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import strawberry
 
 from ..db.training_files import TrainingFileRecord
+from ..domain import enums
+from ..domain.limits import as_float, percentage
 
-
-@strawberry.enum(description="Where a conversation is in the enrichment pipeline.")
-class EnrichmentStatus(enum.Enum):
-    NOT_STARTED = "not_started"
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-    FAILED = "failed"
-
-
-@strawberry.enum(description="Quality tier from the quality score (≥4.5, ≥3.5, ≥2.5, lower).")
-class QualityTier(enum.Enum):
-    SEED_DATASET = "seed_dataset"
-    PRODUCTION = "production"
-    EXPERIMENTAL = "experimental"
-    REJECTED = "rejected"
+# The domain's enums, exposed as they are (GraphQL shows the member names).
+EnrichmentStatus = strawberry.enum(
+    enums.EnrichmentStatus, description="Where a conversation is in the enrichment pipeline."
+)
+QualityTier = strawberry.enum(
+    enums.QualityTier, description="Quality tier from the quality score (≥4.5, ≥3.5, ≥2.5, lower)."
+)
+TrainingFileStatus = strawberry.enum(
+    enums.TrainingFileStatus, description="Lifecycle of a training file."
+)
+TrainingFileFormat = strawberry.enum(
+    enums.FileFormat,
+    name="TrainingFileFormat",
+    description="Which of a training file's two objects.",
+)
 
 
 @strawberry.type(description="One finding of the import validation.")
@@ -55,24 +55,6 @@ class ValidationReport:
         )
 
 
-def to_float(value: Decimal | None) -> float | None:
-    return None if value is None else float(value)
-
-
-@strawberry.enum(description="Lifecycle of a training file.")
-class TrainingFileStatus(enum.Enum):
-    ACTIVE = "active"
-    ARCHIVED = "archived"
-    PROCESSING = "processing"
-    FAILED = "failed"
-
-
-@strawberry.enum(description="Which of a training file's two objects.")
-class TrainingFileFormat(enum.Enum):
-    JSON = "json"
-    JSONL = "jsonl"
-
-
 @strawberry.type(description="Quality over every training pair of the file.")
 class QualitySummary:
     average: float | None
@@ -98,17 +80,15 @@ class ScaffoldingDistribution:
 
 
 def _percentage(part: int, whole: int) -> float:
-    if not whole:
-        return 0.0
-    # Half up, as the file's own metadata rounds: both must show the same number.
-    return float((Decimal(part * 100) / whole).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+    # Rounded as the file's own metadata is: both must show the same number.
+    return float(percentage(part, whole))
 
 
 def quality_summary(r: TrainingFileRecord) -> QualitySummary:
     return QualitySummary(
-        average=to_float(r.avg_quality_score),
-        minimum=to_float(r.min_quality_score),
-        maximum=to_float(r.max_quality_score),
+        average=as_float(r.avg_quality_score),
+        minimum=as_float(r.min_quality_score),
+        maximum=as_float(r.max_quality_score),
         human_reviewed_count=r.human_reviewed_count,
         human_reviewed_percentage=_percentage(r.human_reviewed_count, r.total_training_pairs),
     )
