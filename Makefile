@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test install playground-assets schema lint bench soak clean
+.PHONY: serve test install playground-assets schema lint bench soak bench-read clean
 
 serve: install playground-assets
 	$(BIN)/training-files serve
@@ -50,6 +50,11 @@ bench: install
 # 16 clients for 60 s against a real server, half of the requests changing files; then `check`.
 soak: install
 	$(BIN)/python -m bench.soak
+
+# The dashboard query on our server against PostGraphile 4.14 on the same data (needs npm).
+bench-read: install
+	npm ci --prefix bench/postgraphile --ignore-scripts --no-audit --no-fund --loglevel=error
+	$(BIN)/python -m bench.read $(BENCH_READ_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules
