@@ -47,6 +47,7 @@ class Faults:
     def __init__(self, default_error: Callable[[str], BaseException] | None = None) -> None:
         self.calls: Counter[str] = Counter()
         self.crashed = False
+        self.fired: list[str] = []  # the operations whose planned fault fired, in order
         self._planned: list[_Fault] = []
         self._default_error = default_error or (
             lambda operation: InjectedFailure(f"injected failure of {operation}")
@@ -96,8 +97,14 @@ class Faults:
         return None
 
     def fire(self, fault: _Fault) -> None:
+        self.fired.append(fault.operation)
         self.crashed = self.crashed or fault.crash
         raise fault.error
+
+    def reset(self) -> None:
+        """Forget planned faults that did not fire, and come back from a crash."""
+        self._planned.clear()
+        self.crashed = False
 
 
 class FaultyStorage:
