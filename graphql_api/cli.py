@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -18,6 +18,7 @@ from rich.table import Table
 from .config import ConfigError, Settings
 from .conversations.importer import ConversationImporter, ImportResult, Outcome
 from .db.migrate import MigrationError
+from .failures import as_unavailable
 from .storage.base import StorageError
 
 if TYPE_CHECKING:
@@ -34,10 +35,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         sys.exit(args.run(args) or 0)
     except (ConfigError, MigrationError, StorageError) as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(error))
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as error:
+        unavailable = as_unavailable(error)
+        if unavailable is None:
+            raise
+        cause = error.__cause__ or error
+        _fail(f"{unavailable.message} ({type(cause).__name__}: {cause})")
+
+
+def _fail(message: str) -> NoReturn:
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    sys.exit(2)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from .config import Settings
-from .db.database import Database
+from .db.database import CONNECT_ERRORS, Database, unreachable
 from .db.embedded import ensure_database, start_embedded, with_user
 from .db.migrate import apply_migrations_locked, schema_lock
 from .db.pool import PoolLimits, create_pool
@@ -107,12 +107,15 @@ async def schema_session(
     settings: Settings, urls: DatabaseUrls
 ) -> AsyncIterator[asyncpg.Connection]:
     """An owner connection holding the schema lock: one starting process at a time."""
-    conn = await asyncpg.connect(
-        urls.owner,
-        timeout=settings.database_pool_timeout,
-        # Bounds the wait for the schema lock and for table locks a migration needs.
-        server_settings={"lock_timeout": f"{int(_SCHEMA_LOCK_SECONDS * 1000)}ms"},
-    )
+    try:
+        conn = await asyncpg.connect(
+            urls.owner,
+            timeout=settings.database_pool_timeout,
+            # Bounds the wait for the schema lock and for table locks a migration needs.
+            server_settings={"lock_timeout": f"{int(_SCHEMA_LOCK_SECONDS * 1000)}ms"},
+        )
+    except CONNECT_ERRORS as error:
+        raise unreachable() from error
     try:
         async with schema_lock(conn):
             yield conn

@@ -377,4 +377,4 @@ async def test_an_unreachable_database_is_database_unavailable(
     assert response.headers["retry-after"] == "5"
     [error] = response.json()["errors"]
     assert error["extensions"] == {"code": "DATABASE_UNAVAILABLE", "retryAfter": 5}
-    assert error["message"] == "the database is unreachable (FileNotFoundError); retry later"
+    assert error["message"] == "the database is unreachable; retry later"

@@ -27,8 +27,9 @@ async def become_user(conn: asyncpg.Connection, user_id: UUID) -> None:
 CONNECT_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError)
 
 
-def unreachable(error: BaseException) -> DatabaseUnavailable:
-    return DatabaseUnavailable(f"the database is unreachable ({type(error).__name__}); retry later")
+def unreachable() -> DatabaseUnavailable:
+    # The cause (host, port, socket) stays out of what clients see; it is chained for logs.
+    return DatabaseUnavailable("the database is unreachable; retry later")
 
 
 class Database:
@@ -55,7 +56,7 @@ class Database:
                 retry_after_seconds=max(1, int(self._acquire_timeout // 2)),
             ) from None
         except CONNECT_ERRORS as error:
-            raise unreachable(error) from error
+            raise unreachable() from error
         try:
             yield conn
         finally:

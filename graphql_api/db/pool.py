@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from .database import CONNECT_ERRORS, unreachable
+
 
 @dataclass(frozen=True)
 class PoolLimits:
@@ -34,7 +36,16 @@ def _ms(seconds: float) -> str:
 
 async def create_pool(dsn: str, limits: PoolLimits | None = None) -> asyncpg.Pool:
     limits = limits or PoolLimits()
-    pool = await asyncpg.create_pool(
+    try:
+        pool = await _create(dsn, limits)
+    except CONNECT_ERRORS as error:
+        raise unreachable() from error
+    assert pool is not None
+    return pool
+
+
+async def _create(dsn: str, limits: PoolLimits) -> asyncpg.Pool | None:
+    return await asyncpg.create_pool(
         dsn,
         min_size=1,
         max_size=limits.size,
@@ -46,5 +57,3 @@ async def create_pool(dsn: str, limits: PoolLimits | None = None) -> asyncpg.Poo
             "idle_in_transaction_session_timeout": _ms(limits.idle_in_transaction_timeout),
         },
     )
-    assert pool is not None
-    return pool

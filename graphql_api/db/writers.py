@@ -152,7 +152,7 @@ class WriterPool:
                 retry_after_seconds=_retry_after(self._timeout),
             ) from None
         except CONNECT_ERRORS as error:
-            raise unreachable(error) from error
+            raise unreachable() from error
 
     @asynccontextmanager
     async def _acquired(self, timeout: float) -> AsyncIterator[asyncpg.Connection]:
