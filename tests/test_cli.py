@@ -123,3 +123,15 @@ def test_export_schema_prints_the_committed_schema(env: dict[str, str]) -> None:
     result = _run(env, "export-schema")
     assert result.returncode == 0
     assert result.stdout == (Path(__file__).resolve().parents[1] / "schema.graphql").read_text()
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["check"], ["import", "."]])
+def test_an_unreachable_database_is_one_line_not_a_traceback(
+    env: dict[str, str], command: list[str]
+) -> None:
+    closed = f"postgresql://nobody@127.0.0.1:{_free_port()}/training_files"
+    result = _run({**env, "DATABASE_URL": closed, "JWT_SECRET": "x" * 40}, *command)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: the database is unreachable")
+    assert "Connect call failed" in result.stderr
