@@ -1,19 +1,87 @@
-"""Settings read once from the environment; an invalid value stops the start with one line."""
+"""Settings read once from the environment; an invalid value stops the start with one line
+naming the variable. Every variable the server reads is read here, and only here."""
 
 from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import unquote, urlparse
 
-from .storage.s3 import S3Config
+from .storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET
+from .storage.s3_config import AddressingStyle, InvalidS3Config, S3Config
+
+T = TypeVar("T")
 
 
 class ConfigError(Exception):
     """An environment variable has a value the server cannot use."""
+
+
+class Env:
+    """Typed reads of environment variables, like Starlette's `Config(cast=...)`: empty counts
+    as unset, and a value that does not cast raises `ConfigError` naming the variable."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def str(self, name: str, default: str | None = None) -> str | None:
+        value = self._environ.get(name, "")
+        return value if value.strip() else default
+
+    def cast(self, name: str, cast: Callable[[str], T], default: T) -> T:
+        raw = self.str(name)
+        if raw is None:
+            return default
+        try:
+            return cast(raw)
+        except ValueError as error:
+            raise ConfigError(f"{name} {error}, got {raw!r}") from None
+
+    def int(self, name: str, default: int, *, low: int, high: int) -> int:
+        return self.cast(name, _bounded(int, "an integer", low, high), default)
+
+    def seconds(self, name: str, default: float) -> float:
+        """A duration in seconds (fractions allowed), more than 0 and at most a day."""
+        return self.cast(name, _seconds, default)
+
+    def bool(self, name: str, default: bool) -> bool:
+        return self.cast(name, _boolean, default)
+
+
+def _bounded(cast: Callable[[str], int], kind: str, low: int, high: int) -> Callable[[str], int]:
+    def read(raw: str) -> int:
+        try:
+            value = cast(raw)
+        except ValueError:
+            raise ValueError(f"must be {kind}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return read
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("must be a number of seconds") from None
+    if not 0 < value <= 86_400:  # also refuses nan
+        raise ValueError("must be more than 0 and at most 86400 seconds")
+    return value
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
 
 
 @dataclass(frozen=True)
@@ -53,136 +121,51 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        data_dir = Path(env.get("DATA_DIR") or ".data").expanduser().resolve()
-        storage_url = _storage_url(env.get("STORAGE_URL"), data_dir)
+        env = Env(os.environ if environ is None else environ)
+        data_dir = Path(env.str("DATA_DIR", ".data") or ".data").expanduser().resolve()
+        storage_url = _storage_url(env.str("STORAGE_URL"), data_dir)
+        assets = env.str("PLAYGROUND_ASSETS_DIR")
         return cls(
             data_dir=data_dir,
-            database_url=_database_url(env.get("DATABASE_URL"), "DATABASE_URL"),
+            database_url=_database_url(env, "DATABASE_URL"),
+            database_owner_url=_database_url(env, "DATABASE_OWNER_URL"),
             storage_url=storage_url,
-            s3=_s3(storage_url, env),
-            jwt_secret=_jwt_secret(env.get("JWT_SECRET"), data_dir),
-            jwt_audience=env.get("JWT_AUDIENCE") or None,
-            host=env.get("HOST") or "127.0.0.1",
-            port=_int("PORT", env.get("PORT"), default=8000, low=1, high=65535),
-            demo_conversations=_int(
-                "DEMO_CONVERSATIONS",
-                env.get("DEMO_CONVERSATIONS"),
-                default=200,
-                low=0,
-                high=100_000,
+            s3=_s3(env) if storage_url == "s3://" else None,
+            jwt_secret=_jwt_secret(env.str("JWT_SECRET"), data_dir),
+            jwt_audience=env.str("JWT_AUDIENCE"),
+            host=env.str("HOST", "127.0.0.1") or "127.0.0.1",
+            port=env.int("PORT", 8000, low=1, high=65535),
+            demo_conversations=env.int("DEMO_CONVERSATIONS", 200, low=0, high=100_000),
+            cors_origins=_origins(env.str("CORS_ORIGINS")),
+            max_request_bytes=env.int(
+                "MAX_REQUEST_BYTES", cls.max_request_bytes, low=1024, high=1 << 30
             ),
-            cors_origins=_origins(env.get("CORS_ORIGINS")),
-            max_request_bytes=_int(
-                "MAX_REQUEST_BYTES",
-                env.get("MAX_REQUEST_BYTES"),
-                default=cls.max_request_bytes,
-                low=1024,
-                high=1 << 30,
+            graphql_max_depth=env.int("GRAPHQL_MAX_DEPTH", cls.graphql_max_depth, low=2, high=100),
+            graphql_max_aliases=env.int(
+                "GRAPHQL_MAX_ALIASES", cls.graphql_max_aliases, low=0, high=10_000
             ),
-            graphql_max_depth=_int(
-                "GRAPHQL_MAX_DEPTH",
-                env.get("GRAPHQL_MAX_DEPTH"),
-                default=cls.graphql_max_depth,
-                low=2,
-                high=100,
+            graphql_max_tokens=env.int(
+                "GRAPHQL_MAX_TOKENS", cls.graphql_max_tokens, low=100, high=1_000_000
             ),
-            graphql_max_aliases=_int(
-                "GRAPHQL_MAX_ALIASES",
-                env.get("GRAPHQL_MAX_ALIASES"),
-                default=cls.graphql_max_aliases,
-                low=0,
-                high=10_000,
+            graphql_introspection=env.bool("GRAPHQL_INTROSPECTION", cls.graphql_introspection),
+            database_pool_size=env.int(
+                "DATABASE_POOL_SIZE", cls.database_pool_size, low=2, high=1000
             ),
-            graphql_max_tokens=_int(
-                "GRAPHQL_MAX_TOKENS",
-                env.get("GRAPHQL_MAX_TOKENS"),
-                default=cls.graphql_max_tokens,
-                low=100,
-                high=1_000_000,
+            database_pool_timeout=env.seconds("DATABASE_POOL_TIMEOUT", cls.database_pool_timeout),
+            database_statement_timeout=env.seconds(
+                "DATABASE_STATEMENT_TIMEOUT", cls.database_statement_timeout
             ),
-            graphql_introspection=_bool(
-                "GRAPHQL_INTROSPECTION",
-                env.get("GRAPHQL_INTROSPECTION"),
-                default=cls.graphql_introspection,
+            writer_connections=env.int(
+                "WRITER_CONNECTIONS", cls.writer_connections, low=1, high=100
             ),
-            database_owner_url=_database_url(env.get("DATABASE_OWNER_URL"), "DATABASE_OWNER_URL"),
-            database_pool_size=_int(
-                "DATABASE_POOL_SIZE",
-                env.get("DATABASE_POOL_SIZE"),
-                default=cls.database_pool_size,
-                low=2,
-                high=1000,
+            lock_timeout=env.seconds("LOCK_TIMEOUT", cls.lock_timeout),
+            shutdown_timeout=env.seconds("SHUTDOWN_TIMEOUT", cls.shutdown_timeout),
+            health_min_free_bytes=env.int(
+                "HEALTH_MIN_FREE_BYTES", cls.health_min_free_bytes, low=0, high=1 << 50
             ),
-            database_pool_timeout=_seconds(
-                "DATABASE_POOL_TIMEOUT", env.get("DATABASE_POOL_TIMEOUT"), cls.database_pool_timeout
-            ),
-            database_statement_timeout=_seconds(
-                "DATABASE_STATEMENT_TIMEOUT",
-                env.get("DATABASE_STATEMENT_TIMEOUT"),
-                cls.database_statement_timeout,
-            ),
-            writer_connections=_int(
-                "WRITER_CONNECTIONS",
-                env.get("WRITER_CONNECTIONS"),
-                default=cls.writer_connections,
-                low=1,
-                high=100,
-            ),
-            lock_timeout=_seconds("LOCK_TIMEOUT", env.get("LOCK_TIMEOUT"), cls.lock_timeout),
-            shutdown_timeout=_seconds(
-                "SHUTDOWN_TIMEOUT", env.get("SHUTDOWN_TIMEOUT"), cls.shutdown_timeout
-            ),
-            health_min_free_bytes=_int(
-                "HEALTH_MIN_FREE_BYTES",
-                env.get("HEALTH_MIN_FREE_BYTES"),
-                default=cls.health_min_free_bytes,
-                low=0,
-                high=1 << 50,
-            ),
-            cleanup_interval=_seconds(
-                "CLEANUP_INTERVAL", env.get("CLEANUP_INTERVAL"), cls.cleanup_interval
-            ),
-            playground_assets_dir=Path(env["PLAYGROUND_ASSETS_DIR"])
-            if env.get("PLAYGROUND_ASSETS_DIR")
-            else None,
+            cleanup_interval=env.seconds("CLEANUP_INTERVAL", cls.cleanup_interval),
+            playground_assets_dir=Path(assets) if assets else None,
         )
-
-
-def _int(name: str, raw: str | None, *, default: int, low: int, high: int) -> int:
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
-def _seconds(name: str, raw: str | None, default: float) -> float:
-    """A positive duration in seconds (fractions allowed), at most a day."""
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not 0 < value <= 86_400:
-        raise ConfigError(f"{name} must be more than 0 and at most 86400 seconds, got {raw}")
-    return value
-
-
-def _bool(name: str, raw: str | None, *, default: bool) -> bool:
-    if raw is None or raw == "":
-        return default
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
 def _origins(raw: str | None) -> tuple[str, ...]:
@@ -197,8 +180,9 @@ def _origins(raw: str | None) -> tuple[str, ...]:
     return origins
 
 
-def _database_url(raw: str | None, name: str) -> str | None:
-    if not raw:
+def _database_url(env: Env, name: str) -> str | None:
+    raw = env.str(name)
+    if raw is None:
         return None
     if urlparse(raw).scheme not in ("postgres", "postgresql"):
         raise ConfigError(
@@ -225,13 +209,48 @@ def _storage_url(raw: str | None, data_dir: Path) -> str:
     return raw
 
 
-def _s3(storage_url: str, env: Mapping[str, str]) -> S3Config | None:
-    if storage_url != "s3://":
-        return None
+# The variable each S3Config field comes from, so an invalid value names what to fix.
+_S3_VARIABLES = {
+    "endpoint_url": "S3_ENDPOINT_URL",
+    "public_endpoint_url": "S3_PUBLIC_ENDPOINT_URL",
+    "region": "AWS_REGION",
+    "access_key_id": "AWS_ACCESS_KEY_ID",
+    "secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    CONVERSATION_BUCKET: "S3_CONVERSATION_BUCKET",
+    TRAINING_BUCKET: "S3_TRAINING_BUCKET",
+    "key_prefix": "S3_KEY_PREFIX",
+    "addressing_style": "S3_ADDRESSING_STYLE",
+}
+
+
+def _s3(env: Env) -> S3Config:
+    prefix = (env.str("S3_KEY_PREFIX") or "").strip("/")
     try:
-        return S3Config.from_env(env)
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
+        return S3Config(
+            endpoint_url=env.str("S3_ENDPOINT_URL"),
+            public_endpoint_url=env.str("S3_PUBLIC_ENDPOINT_URL"),
+            region=env.str("AWS_REGION") or env.str("AWS_DEFAULT_REGION") or "us-east-1",
+            access_key_id=env.str("AWS_ACCESS_KEY_ID"),
+            secret_access_key=env.str("AWS_SECRET_ACCESS_KEY"),
+            buckets={
+                bucket: env.str(_S3_VARIABLES[bucket]) or bucket
+                for bucket in (CONVERSATION_BUCKET, TRAINING_BUCKET)
+            },
+            key_prefix=f"{prefix}/" if prefix else "",
+            create_buckets=env.bool("S3_CREATE_BUCKETS", False),
+            addressing_style=env.cast("S3_ADDRESSING_STYLE", _addressing_style, "path"),
+            server_side_copy=env.bool("S3_SERVER_SIDE_COPY", True),
+        )
+    except InvalidS3Config as error:
+        name = _S3_VARIABLES.get(error.field, error.field)
+        raise ConfigError(f"{name} {error.reason}") from None
+
+
+def _addressing_style(raw: str) -> AddressingStyle:
+    value = raw.lower()
+    if value == "path" or value == "virtual" or value == "auto":
+        return value
+    raise ValueError("must be path, virtual or auto")
 
 
 def _jwt_secret(raw: str | None, data_dir: Path) -> str:

@@ -29,7 +29,8 @@ from typing import Any, Self
 import pytest
 
 from graphql_api.storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET
-from graphql_api.storage.s3 import S3Config, S3Storage
+from graphql_api.storage.s3 import S3Storage
+from graphql_api.storage.s3_config import S3Config
 
 BIN_DIR = Path(sys.executable).parent
 HOST = "127.0.0.1"

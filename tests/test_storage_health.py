@@ -23,7 +23,8 @@ from graphql_api.runtime import Pools
 from graphql_api.services import Services
 from graphql_api.storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, Storage
 from graphql_api.storage.local import LocalStorage
-from graphql_api.storage.s3 import S3Config, S3Storage
+from graphql_api.storage.s3 import S3Storage
+from graphql_api.storage.s3_config import S3Config
 
 from .conftest import USER, bearer, make_settings
 from .disks import fill, remount_read_only, tmpfs

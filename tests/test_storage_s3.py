@@ -31,7 +31,8 @@ from graphql_api.storage.base import (
     iter_bytes,
     read_all,
 )
-from graphql_api.storage.s3 import MIN_PART_SIZE, S3Config, S3Storage
+from graphql_api.storage.s3 import MIN_PART_SIZE, S3Storage
+from graphql_api.storage.s3_config import S3Config
 
 from . import test_storage as contract
 from .storage_wrappers import FaultyS3Storage
@@ -626,63 +627,6 @@ async def test_unreachable_store_is_a_storage_error() -> None:
         assert caught.value.reason == "unreachable"
     finally:
         await backend.close()
-
-
-def test_config_from_env() -> None:
-    env = {
-        "S3_ENDPOINT_URL": "http://127.0.0.1:9000",
-        "S3_PUBLIC_ENDPOINT_URL": "https://files.example.com",
-        "AWS_REGION": "eu-west-3",
-        "AWS_ACCESS_KEY_ID": "id",
-        "AWS_SECRET_ACCESS_KEY": "secret",
-        "S3_CONVERSATION_BUCKET": "my-conversations",
-        "S3_TRAINING_BUCKET": "my-training",
-        "S3_KEY_PREFIX": "/prod/lora/",
-        "S3_CREATE_BUCKETS": "yes",
-        "S3_ADDRESSING_STYLE": "virtual",
-        "S3_SERVER_SIDE_COPY": "false",
-    }
-    config = S3Config.from_env(env)
-    assert config.endpoint_url == "http://127.0.0.1:9000"
-    assert config.region == "eu-west-3"
-    assert dict(config.buckets) == {
-        CONVERSATION_BUCKET: "my-conversations",
-        TRAINING_BUCKET: "my-training",
-    }
-    assert config.key_prefix == "prod/lora/"
-    assert config.create_buckets is True
-    assert config.addressing_style == "virtual"
-    assert config.server_side_copy is False
-    assert config.public_endpoint_url == "https://files.example.com"
-    assert "secret" not in repr(config)
-    assert hash(config) == hash(S3Config.from_env(env))
-
-    defaults = S3Config.from_env({})
-    assert defaults.endpoint_url is None
-    assert defaults.region == "us-east-1"
-    assert dict(defaults.buckets) == {b: b for b in BUCKETS}
-    assert defaults.key_prefix == ""
-    assert defaults.create_buckets is False
-    assert defaults.addressing_style == "path"
-
-
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
-        ({"S3_ENDPOINT_URL": "ftp://host"}, "http"),
-        ({"S3_ENDPOINT_URL": "http://user:pw@host"}, "credentials"),
-        ({"S3_ENDPOINT_URL": "http://host/path"}, "scheme://host"),
-        ({"AWS_ACCESS_KEY_ID": "id"}, "together"),
-        ({"S3_TRAINING_BUCKET": "Bad_Name"}, "bucket name"),
-        ({"S3_TRAINING_BUCKET": "conversation-files"}, "different"),
-        ({"S3_KEY_PREFIX": "a/../b"}, "not allowed"),
-        ({"S3_CREATE_BUCKETS": "maybe"}, "S3_CREATE_BUCKETS"),
-        ({"S3_ADDRESSING_STYLE": "dns"}, "S3_ADDRESSING_STYLE"),
-    ],
-)
-def test_config_rejects_bad_values(env: dict[str, str], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        S3Config.from_env(env)
 
 
 # -- presigned downloads ------------------------------------------------------------------------

@@ -18,13 +18,11 @@ import functools
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import MappingProxyType
-from typing import Any, Literal
-from urllib.parse import urlparse
+from typing import Any
 
 import aiohttp
 from aiobotocore.config import AioConfig
@@ -41,9 +39,7 @@ from ..downloads import DOWNLOAD_TTL_SECONDS, DownloadLink, content_disposition
 from .base import (
     BUCKETS,
     CHUNK_SIZE,
-    CONVERSATION_BUCKET,
     PROBE_PREFIX,
-    TRAINING_BUCKET,
     CopyRange,
     InvalidKey,
     ObjectNotFound,
@@ -55,6 +51,7 @@ from .base import (
     validate_bucket,
     validate_key,
 )
+from .s3_config import S3Config
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +70,7 @@ MAX_KEY_BYTES = 1024
 # SigV4 presigned URLs are valid for at most 7 days.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 
-AddressingStyle = Literal["path", "virtual", "auto"]
 
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 _BUCKET_NOT_FOUND = frozenset({"404", "NoSuchBucket", "NotFound"})
 _RANGE_NOT_SATISFIABLE = frozenset({"416", "InvalidRange"})
@@ -111,154 +106,6 @@ _TRANSPORT_ERRORS = (
     OSError,
 )
 _NO_REGION_CONSTRAINT = frozenset({"", "us-east-1", "auto"})
-
-
-@dataclass(frozen=True)
-class S3Config:
-    """Where the buckets are and how to reach them.
-
-    `access_key_id`/`secret_access_key` left as None use botocore's default chain
-    (environment, shared config files, instance or container roles).
-    """
-
-    endpoint_url: str | None = None
-    region: str = "us-east-1"
-    access_key_id: str | None = None
-    secret_access_key: str | None = field(default=None, repr=False)
-    # Logical bucket ("conversation-files", "training-files") -> real bucket name.
-    buckets: Mapping[str, str] = field(default_factory=lambda: {b: b for b in BUCKETS})
-    # Prepended to every key: "" or "something/" (several deployments may share buckets).
-    key_prefix: str = ""
-    # Create missing buckets in `S3Storage.open`; otherwise `check` reports them.
-    create_buckets: bool = False
-    # MinIO, moto, R2 and Supabase want path style; AWS accepts both.
-    addressing_style: AddressingStyle = "path"
-    # The endpoint presigned download URLs point at, when clients reach the store by another
-    # address than the server does (e.g. http://minio:9000 inside, https://s3.example.com out).
-    public_endpoint_url: str | None = None
-    # Copy ranges inside the store with UploadPartCopy when it supports it.
-    server_side_copy: bool = True
-    # Attempts per request (botocore "standard" retries of throttling and transient errors).
-    max_attempts: int = 3
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-
-    def __post_init__(self) -> None:
-        for name in ("endpoint_url", "public_endpoint_url"):
-            _check_endpoint(name, getattr(self, name))
-        if not self.region or not re.match(r"^[A-Za-z0-9-]+$", self.region):
-            raise ValueError(f"region {self.region!r} is not a valid region")
-        if (self.access_key_id is None) != (self.secret_access_key is None):
-            raise ValueError("access_key_id and secret_access_key must be set together")
-        buckets = dict(self.buckets)
-        if set(buckets) != set(BUCKETS):
-            raise ValueError(f"buckets must map exactly {sorted(BUCKETS)}, got {sorted(buckets)}")
-        for logical, real in buckets.items():
-            if not isinstance(real, str) or not _BUCKET_NAME.match(real) or ".." in real:
-                raise ValueError(f"{real!r} (for {logical}) is not a valid S3 bucket name")
-        if len(set(buckets.values())) != len(buckets):
-            raise ValueError("the conversation and training buckets must be different buckets")
-        object.__setattr__(self, "buckets", MappingProxyType(buckets))
-        if self.key_prefix:
-            if not self.key_prefix.endswith("/"):
-                raise ValueError(f"key_prefix must end with '/', got {self.key_prefix!r}")
-            try:
-                validate_key(self.key_prefix[:-1])
-            except InvalidKey:
-                raise ValueError(f"key_prefix {self.key_prefix!r} is not allowed") from None
-        if self.addressing_style not in ("path", "virtual", "auto"):
-            raise ValueError(
-                f"addressing_style must be path, virtual or auto, not {self.addressing_style!r}"
-            )
-        if not 1 <= self.max_attempts <= 20:
-            raise ValueError("max_attempts must be between 1 and 20")
-        if self.connect_timeout <= 0 or self.read_timeout <= 0:
-            raise ValueError("timeouts must be positive")
-
-    def __hash__(self) -> int:  # `buckets` is a mapping: hash its items
-        return hash(
-            tuple(
-                tuple(sorted(value.items())) if name == "buckets" else value
-                for name, value in vars(self).items()
-            )
-        )
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> S3Config:
-        """The configuration from environment variables; raises `ValueError` naming the variable.
-
-        S3_ENDPOINT_URL, S3_PUBLIC_ENDPOINT_URL, AWS_REGION (or AWS_DEFAULT_REGION),
-        AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, S3_CONVERSATION_BUCKET, S3_TRAINING_BUCKET,
-        S3_KEY_PREFIX, S3_CREATE_BUCKETS, S3_ADDRESSING_STYLE, S3_SERVER_SIDE_COPY.
-        """
-
-        def get(name: str) -> str | None:
-            value = env.get(name)
-            return value.strip() if value and value.strip() else None
-
-        def flag(name: str, default: bool) -> bool:
-            raw = get(name)
-            if raw is None:
-                return default
-            if raw.lower() in ("1", "true", "yes", "on"):
-                return True
-            if raw.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(f"{name} must be true or false, got {raw!r}")
-
-        prefix = (get("S3_KEY_PREFIX") or "").strip("/")
-        values: dict[str, Any] = {
-            "endpoint_url": get("S3_ENDPOINT_URL"),
-            "public_endpoint_url": get("S3_PUBLIC_ENDPOINT_URL"),
-            "region": get("AWS_REGION") or get("AWS_DEFAULT_REGION") or "us-east-1",
-            "access_key_id": get("AWS_ACCESS_KEY_ID"),
-            "secret_access_key": get("AWS_SECRET_ACCESS_KEY"),
-            "buckets": {
-                CONVERSATION_BUCKET: get("S3_CONVERSATION_BUCKET") or CONVERSATION_BUCKET,
-                TRAINING_BUCKET: get("S3_TRAINING_BUCKET") or TRAINING_BUCKET,
-            },
-            "key_prefix": f"{prefix}/" if prefix else "",
-            "create_buckets": flag("S3_CREATE_BUCKETS", False),
-            "addressing_style": (get("S3_ADDRESSING_STYLE") or "path").lower(),
-            "server_side_copy": flag("S3_SERVER_SIDE_COPY", True),
-        }
-        try:
-            return cls(**values)
-        except ValueError as error:
-            raise ValueError(_with_variable_names(str(error))) from None
-
-
-# How the fields are called in the environment, so a configuration error names the variable.
-_VARIABLES = {
-    "public_endpoint_url": "S3_PUBLIC_ENDPOINT_URL",
-    "endpoint_url": "S3_ENDPOINT_URL",
-    "access_key_id": "AWS_ACCESS_KEY_ID",
-    "secret_access_key": "AWS_SECRET_ACCESS_KEY",
-    "key_prefix": "S3_KEY_PREFIX",
-    "region": "AWS_REGION",
-    "addressing_style": "S3_ADDRESSING_STYLE",
-    f"for {CONVERSATION_BUCKET}": "S3_CONVERSATION_BUCKET",
-    f"for {TRAINING_BUCKET}": "S3_TRAINING_BUCKET",
-}
-_FIELD_NAMES = re.compile(
-    r"(?<![\w-])(" + "|".join(re.escape(k) for k in _VARIABLES) + r")(?![\w-])"
-)
-
-
-def _with_variable_names(message: str) -> str:
-    return _FIELD_NAMES.sub(lambda m: _VARIABLES[m.group(1)], message)
-
-
-def _check_endpoint(name: str, url: str | None) -> None:
-    if url is None:
-        return
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ValueError(f"{name} must be an http:// or https:// URL")
-    if parsed.username is not None or parsed.password is not None:
-        raise ValueError(f"{name} must not contain credentials")
-    if parsed.query or parsed.fragment or parsed.path not in ("", "/"):
-        raise ValueError(f"{name} must be scheme://host[:port] only")
 
 
 @dataclass
