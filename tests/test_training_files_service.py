@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,15 +15,16 @@ import jsonschema
 import pytest
 
 from graphql_api.aggregation.service import FileFormat, TrainingFileService
-from graphql_api.conversations.importer import ConversationImporter
 from graphql_api.db.database import Database
 from graphql_api.db.writers import WriterPool
-from graphql_api.demo import write_demo_set
 from graphql_api.errors import Conflict, Forbidden, InvalidInput, NotFound
 from graphql_api.runtime import Pools
 from graphql_api.storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, Storage, read_all
 
+from . import product_rules as rules
 from .conftest import TRAINING_FILE_SCHEMA, training_file_service
+from .conversation_documents import with_scores
+from .sources import Source, documents_of, ids_of, import_demo, import_sources
 from .storage_wrappers import InjectedFailure, InstrumentedStorage
 
 SCHEMA = TRAINING_FILE_SCHEMA
@@ -47,14 +47,16 @@ def service(db: Database, pools: Pools, instrumented: InstrumentedStorage) -> Tr
 
 
 @pytest.fixture
-async def conversation_ids(
+async def sources(
     db: Database, owner_writers: WriterPool, storage: Storage, tmp_path: Path
-) -> AsyncIterator[list[UUID]]:
-    importer = ConversationImporter(owner_writers, storage)
-    ids = []
-    for path in write_demo_set(tmp_path / "demo", 24, seed=21):
-        ids.append((await importer.import_file(path)).conversation_id)
-    yield ids
+) -> list[Source]:
+    """24 generated conversations, imported; their source files in generation order."""
+    return await import_demo(owner_writers, storage, tmp_path / "demo", 24, seed=21)
+
+
+@pytest.fixture
+def conversation_ids(sources: list[Source]) -> list[UUID]:
+    return ids_of(sources)
 
 
 async def _objects(storage: Storage) -> dict[str, bytes]:
@@ -81,22 +83,14 @@ async def _download(storage: Storage, key: str) -> bytes:
     return await read_all(storage, TRAINING_BUCKET, key)
 
 
-async def _documents(storage: Storage, ids: list[UUID]) -> list[dict[str, Any]]:
-    keys = await storage.list_keys(CONVERSATION_BUCKET)
-    docs = []
-    for conversation_id in ids:
-        [key] = [k for k in keys if k.startswith(f"{conversation_id}/")]
-        docs.append(json.loads(await read_all(storage, CONVERSATION_BUCKET, key)))
-    return docs
-
-
 # -------------------------------------------------------------------- the seed's checklist
 
 
 async def test_create_with_three(
-    service: TrainingFileService, db: Database, storage: Storage, conversation_ids: list[UUID]
+    service: TrainingFileService, db: Database, storage: Storage, sources: list[Source]
 ) -> None:
-    chosen = conversation_ids[:3]
+    chosen = ids_of(sources[:3])
+    docs = documents_of(sources[:3])
     record = await service.create_training_file(OWNER, "test_training_file_001", "Test", chosen)
 
     assert record.conversation_count == 3 and record.version == 1 and record.status == "active"
@@ -106,20 +100,22 @@ async def test_create_with_three(
     lines = (await _download(storage, record.jsonl_file_path)).decode().splitlines()
     assert record.json_file_size == len(await _download(storage, record.json_file_path))
 
-    docs = await _documents(storage, chosen)
-    pairs = [p for d in docs for p in d["training_pairs"]]
-    scores = [Decimal(str(p["training_metadata"]["quality_score"])) for p in pairs]
-    reviewed = sum(p["training_metadata"]["human_reviewed"] is True for p in pairs)
-    trainable = [p for p in pairs if p["target_response"] is not None]
-
-    assert record.total_training_pairs == len(pairs)
-    assert record.trainable_pairs == len(trainable) == len(lines) - 1
-    assert record.avg_quality_score == (sum(scores) / len(scores)).quantize(Decimal("0.01"))
-    assert (record.min_quality_score, record.max_quality_score) == (min(scores), max(scores))
-    assert record.human_reviewed_count == reviewed
+    # Expected values from the source files, by the product's rules (rounding half up).
+    quality = rules.quality(docs)
+    assert record.total_training_pairs == sum(len(rules.pairs(d)) for d in docs)
+    assert record.trainable_pairs == sum(rules.trainable(d) for d in docs) == len(lines) - 1
+    assert record.avg_quality_score == quality.average
+    assert (record.min_quality_score, record.max_quality_score) == (
+        quality.minimum,
+        quality.maximum,
+    )
+    assert record.human_reviewed_count == quality.reviewed
     meta = full["training_file_metadata"]
     assert meta["total_conversations"] == 3
-    assert meta["quality_summary"]["human_reviewed_count"] == reviewed
+    assert meta["quality_summary"]["human_reviewed_count"] == quality.reviewed
+    assert meta["quality_summary"]["human_reviewed_percentage"] == float(
+        quality.reviewed_percentage
+    )
     assert [c["conversation_metadata"]["conversation_id"] for c in full["conversations"]] == [
         str(i) for i in chosen
     ]
@@ -128,29 +124,86 @@ async def test_create_with_three(
     ]
 
     async with db.session() as conn:
-        rows = await conn.fetch(
-            "SELECT conversation_id, persona_key FROM conversations WHERE conversation_id = ANY($1)",
-            chosen,
-        )
         members = await conn.fetch(
             "SELECT conversation_id, position, added_by FROM training_file_conversations"
             " WHERE training_file_id = $1 ORDER BY position",
             record.id,
         )
-    personas: dict[str, int] = {}
-    for row in rows:
-        if row["persona_key"]:
-            personas[row["persona_key"]] = personas.get(row["persona_key"], 0) + 1
-    assert {p["key"]: p["count"] for p in record.scaffolding_distribution["personas"]} == personas
-    assert meta["scaffolding_distribution"]["personas"] == personas
+    distribution = rules.file_distribution(docs)
+    assert {
+        kind: {entry["key"]: entry["count"] for entry in entries}
+        for kind, entries in record.scaffolding_distribution.items()
+    } == distribution
+    assert meta["scaffolding_distribution"] == distribution
     assert [(m["conversation_id"], m["position"], m["added_by"]) for m in members] == [
         (c, i, OWNER) for i, c in enumerate(chosen)
     ]
 
 
-async def test_add_two_then_file_has_five(
-    service: TrainingFileService, storage: Storage, conversation_ids: list[UUID]
+async def _import_scored(
+    owner_writers: WriterPool, storage: Storage, directory: Path, scores: list[list[Any]]
+) -> list[Source]:
+    """One small conversation per list of pair quality scores (None: the pair has none)."""
+    directory.mkdir()
+    paths = []
+    for index, pair_scores in enumerate(scores):
+        document = with_scores(*pair_scores)
+        conversation_id = UUID(int=index + 1, version=4)
+        document["dataset_metadata"]["dataset_name"] = f"fp_conversation_{conversation_id}"
+        path = directory / f"fp_conversation_{conversation_id}.json"
+        path.write_text(json.dumps(document))
+        paths.append(path)
+    return await import_sources(owner_writers, storage, paths)
+
+
+@pytest.mark.parametrize(
+    ("scores", "average", "minimum", "maximum"),
+    [
+        # Exactly 3.125: half up gives 3.13, half-even (Python's default) 3.12.
+        ([[3, 3.25]], "3.13", "3", "3.25"),
+        # Unscored pairs count with their conversation's score (3): 22 / 6, not 13 / 3.
+        ([[3, None, None, None], [5, 5]], "3.67", "3", "5"),
+        # The fallback is the conversation's score as stored, rounded: 3.13, not 3.125.
+        # (3 + 3.25 + 3.13 + 3.13 + 3 + 3.12) / 6 = 3.105 -> 3.11; with 3.125 it would be
+        # 3.1033... -> 3.10.
+        ([[3, 3.25, None, None], [3, 3.12]], "3.11", "3", "3.25"),
+    ],
+    ids=["half-up", "fallback", "rounded-fallback"],
+)
+async def test_quality_is_per_pair_with_fallback_rounded_half_up(
+    service: TrainingFileService,
+    db: Database,
+    owner_writers: WriterPool,
+    storage: Storage,
+    tmp_path: Path,
+    scores: list[list[Any]],
+    average: str,
+    minimum: str,
+    maximum: str,
 ) -> None:
+    scored = await _import_scored(owner_writers, storage, tmp_path / "scored", scores)
+    record = await service.create_training_file(OWNER, "scored", None, ids_of(scored))
+
+    expected = (Decimal(average), Decimal(minimum), Decimal(maximum))
+    assert (record.avg_quality_score, record.min_quality_score, record.max_quality_score) == (
+        expected
+    )
+    quality = rules.quality(documents_of(scored))
+    assert (quality.average, quality.minimum, quality.maximum) == expected
+    summary = json.loads(await _download(storage, record.json_file_path))["training_file_metadata"][
+        "quality_summary"
+    ]
+    assert [
+        summary["avg_quality_score"],
+        summary["min_quality_score"],
+        summary["max_quality_score"],
+    ] == [float(value) for value in expected]
+
+
+async def test_add_two_then_file_has_five(
+    service: TrainingFileService, storage: Storage, sources: list[Source]
+) -> None:
+    conversation_ids = ids_of(sources)
     created = await service.create_training_file(OWNER, "five", None, conversation_ids[:3])
     added = await service.add_conversations(OWNER, created.id, conversation_ids[3:5])
 
@@ -158,10 +211,17 @@ async def test_add_two_then_file_has_five(
     full = json.loads(await _download(storage, added.json_file_path))
     assert len(full["conversations"]) == 5
     jsonl = (await _download(storage, added.jsonl_file_path)).decode()
-    docs = await _documents(storage, conversation_ids[:5])
-    trainable = sum(p["target_response"] is not None for d in docs for p in d["training_pairs"])
+    docs = documents_of(sources[:5])
+    trainable = sum(rules.trainable(d) for d in docs)
     assert jsonl.count("\n") == trainable + 1 == added.trainable_pairs + 1
-    assert added.total_training_pairs == sum(len(d["training_pairs"]) for d in docs)
+    assert added.total_training_pairs == sum(len(rules.pairs(d)) for d in docs)
+    quality = rules.quality(docs)
+    assert (added.avg_quality_score, added.min_quality_score, added.max_quality_score) == (
+        quality.average,
+        quality.minimum,
+        quality.maximum,
+    )
+    assert added.human_reviewed_count == quality.reviewed
     # The old version stays readable for links already handed out.
     assert json.loads(await _download(storage, created.json_file_path))["conversations"]
 
