@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -24,17 +22,17 @@ import pytest
 from graphql_api.app import create_app
 from graphql_api.auth import mint_token
 from graphql_api.config import Settings
-from graphql_api.conversations.importer import ConversationImporter
 from graphql_api.db.database import Database
 from graphql_api.db.writers import LockKind, WriterPool
-from graphql_api.demo import write_demo_set
 from graphql_api.runtime import Pools
 from graphql_api.services import Services
 from graphql_api.storage.base import CONVERSATION_BUCKET
 from graphql_api.storage.local import LocalStorage
 
+from . import product_rules as rules
 from .conftest import OTHER_USER, USER, bearer
 from .faults import FullStorage
+from .sources import Source, documents_of, ids_of, import_demo
 
 API = "/api/training-files"
 RECORD_FIELDS = {
@@ -64,16 +62,16 @@ RECORD_FIELDS = {
 
 
 @pytest.fixture
-async def conversation_ids(
+async def sources(
     db: Database, owner_writers: WriterPool, storage: LocalStorage, tmp_path: Path
-) -> list[UUID]:
-    importer = ConversationImporter(owner_writers, storage)
-    ids = []
-    for path in write_demo_set(tmp_path / "demo", 6, seed=7):
-        result = await importer.import_file(path)
-        assert result.conversation_id is not None
-        ids.append(result.conversation_id)
-    return ids
+) -> list[Source]:
+    """Six generated conversations, imported; their source files in generation order."""
+    return await import_demo(owner_writers, storage, tmp_path / "demo", 6, seed=7)
+
+
+@pytest.fixture
+def conversation_ids(sources: list[Source]) -> list[UUID]:
+    return ids_of(sources)
 
 
 @asynccontextmanager
@@ -126,54 +124,20 @@ async def _snapshot(db: Database, storage: LocalStorage) -> tuple[Any, ...]:
     return files, members, _training_objects(storage)
 
 
-async def _expected_statistics(
-    db: Database, storage: LocalStorage, ids: list[UUID]
-) -> dict[str, Any]:
-    """Quality, pair counts and distribution computed from the enriched files and their rows."""
-    async with db.session() as conn:
-        rows = {
-            r["conversation_id"]: r
-            for r in await conn.fetch(
-                "SELECT * FROM conversations WHERE conversation_id = ANY($1)", ids
-            )
-        }
-    scores: list[Decimal] = []
-    pairs = trainable = reviewed = 0
-    distribution: dict[str, Counter[str]] = {
-        "personas": Counter(),
-        "emotional_arcs": Counter(),
-        "training_topics": Counter(),
-    }
-    for conversation_id in ids:
-        row = rows[conversation_id]
-        document = json.loads(_stored(storage, CONVERSATION_BUCKET, row["enriched_file_path"]))
-        for pair in document["training_pairs"]:
-            pairs += 1
-            trainable += pair["target_response"] is not None
-            metadata = pair.get("training_metadata") or {}
-            reviewed += metadata.get("human_reviewed") is True
-            score = metadata.get("quality_score", row["quality_score"])
-            if score is not None:
-                scores.append(Decimal(str(score)))
-        for kind, column in (
-            ("personas", "persona_key"),
-            ("emotional_arcs", "emotional_arc_key"),
-            ("training_topics", "training_topic_key"),
-        ):
-            if row[column]:
-                distribution[kind][row[column]] += 1
-
-    def cents(value: Decimal) -> float:
-        return float(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-
+def _expected_statistics(sources: list[Source]) -> dict[str, Any]:
+    """Quality, pair counts and distribution computed from the source files, by the rules."""
+    documents = documents_of(sources)
+    quality = rules.quality(documents)
+    assert quality.average is not None and quality.minimum is not None
+    assert quality.maximum is not None
     return {
-        "total_training_pairs": pairs,
-        "trainable_pairs": trainable,
-        "human_reviewed_count": reviewed,
-        "avg_quality_score": cents(sum(scores) / len(scores)),
-        "min_quality_score": cents(min(scores)),
-        "max_quality_score": cents(max(scores)),
-        "scaffolding_distribution": {k: dict(v) for k, v in distribution.items()},
+        "total_training_pairs": sum(len(rules.pairs(d)) for d in documents),
+        "trainable_pairs": sum(rules.trainable(d) for d in documents),
+        "human_reviewed_count": quality.reviewed,
+        "avg_quality_score": float(quality.average),
+        "min_quality_score": float(quality.minimum),
+        "max_quality_score": float(quality.maximum),
+        "scaffolding_distribution": rules.file_distribution(documents),
     }
 
 
@@ -201,9 +165,9 @@ def _assert_error(response: httpx.Response, status: int) -> dict[str, Any]:
 
 
 async def test_1_create_training_file(
-    client: httpx.AsyncClient, db: Database, storage: LocalStorage, conversation_ids: list[UUID]
+    client: httpx.AsyncClient, db: Database, storage: LocalStorage, sources: list[Source]
 ) -> None:
-    chosen = conversation_ids[:3]
+    chosen = ids_of(sources[:3])
     response = await client.post(
         API,
         json={
@@ -233,7 +197,7 @@ async def test_1_create_training_file(
     ]
     assert await _members(db, row["id"]) == chosen
 
-    expected = await _expected_statistics(db, storage, chosen)
+    expected = _expected_statistics(sources[:3])
     for field, value in expected.items():
         assert file[field] == value, field
     assert float(row["avg_quality_score"]) == expected["avg_quality_score"]
@@ -256,8 +220,9 @@ async def test_1_create_training_file(
 
 
 async def test_2_add_conversations(
-    client: httpx.AsyncClient, db: Database, storage: LocalStorage, conversation_ids: list[UUID]
+    client: httpx.AsyncClient, db: Database, storage: LocalStorage, sources: list[Source]
 ) -> None:
+    conversation_ids = ids_of(sources)
     created = await _create(client, "grows", conversation_ids[:3])
     response = await client.post(
         f"{API}/{created['id']}/add-conversations",
@@ -272,7 +237,7 @@ async def test_2_add_conversations(
     full = json.loads(_stored(storage, row["storage_bucket"], row["json_file_path"]))
     assert len(full["conversations"]) == 5
     lines = _stored(storage, row["storage_bucket"], row["jsonl_file_path"]).decode().splitlines()
-    expected = await _expected_statistics(db, storage, conversation_ids[:5])
+    expected = _expected_statistics(sources[:5])
     assert len(lines) == expected["trainable_pairs"] + 1
     for field, value in expected.items():
         assert file[field] == value, field
@@ -589,15 +554,20 @@ async def test_an_oversized_body_is_413(client: httpx.AsyncClient, db: Database)
 
 async def test_an_unexpected_failure_is_a_masked_500_with_a_logged_id(
     client: httpx.AsyncClient,
-    services: Services,
+    db: Database,
+    storage: LocalStorage,
     conversation_ids: list[UUID],
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def broken(*args: object) -> None:
-        raise RuntimeError("s3cr3t connection string")
-
-    monkeypatch.setattr(services.training_files, "create_training_file", broken)
+    # A real fault, no fake service: a stored file no longer parses and its row has no hash
+    # to catch it, so building the file fails in a way nothing anticipates.
+    async with db.session() as conn:
+        path = await conn.fetchval(
+            "UPDATE conversations SET enriched_file_sha256 = NULL WHERE conversation_id = $1"
+            " RETURNING enriched_file_path",
+            conversation_ids[0],
+        )
+    (storage.root / CONVERSATION_BUCKET / path).write_bytes(b'{"s3cr3t": ')
     with caplog.at_level(logging.ERROR, logger="graphql_api.rest"):
         response = await client.post(
             API, json={"name": "boom", "conversation_ids": [str(conversation_ids[0])]}
@@ -606,9 +576,12 @@ async def test_an_unexpected_failure_is_a_masked_500_with_a_logged_id(
     assert response.status_code == 500
     body = response.json()
     assert set(body) == {"error", "error_id"} and body["error"] == "Internal server error"
-    assert "s3cr3t" not in response.text and "Traceback" not in response.text
+    for leak in ("s3cr3t", "Traceback", "JSONDecodeError", "Expecting", str(storage.root), path):
+        assert leak not in response.text, leak
     [record] = [r for r in caplog.records if body["error_id"] in r.getMessage()]
-    assert record.exc_info is not None and "s3cr3t" in str(record.exc_info[1])
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], json.JSONDecodeError)
+    assert await _snapshot(db, storage) == ([], [], {})
 
 
 # -------------------------------------------------------------------- hostile values
