@@ -46,6 +46,8 @@ TRAINING_FILE_SCHEMA = json.loads(
 )
 
 _database_names = itertools.count()
+# The JWT secret of every test's settings (download links are signed with a key derived from it).
+JWT_SECRET = "x" * 40
 
 
 def require_examples() -> list[Path]:
@@ -78,7 +80,7 @@ def make_settings(pg_data_dir: Path, storage_dir: Path, **env: str) -> Settings:
         {
             "DATA_DIR": str(pg_data_dir),
             "STORAGE_URL": storage_dir.as_uri(),
-            "JWT_SECRET": "x" * 40,
+            "JWT_SECRET": JWT_SECRET,
             **env,
         }
     )

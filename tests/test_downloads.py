@@ -1,61 +1,46 @@
-"""Signed download links: served against real local storage, refused when anything is off."""
+"""Signed download links: served by the real app over real local storage, refused when
+anything is off."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
+from graphql_api.config import Settings
 from graphql_api.downloads import (
     DOWNLOAD_TTL_SECONDS,
     DownloadLink,
     _signature,
     content_disposition,
-    download_route,
     sign_download,
 )
 from graphql_api.storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, InvalidKey, iter_bytes
 from graphql_api.storage.local import LocalStorage
 
-SECRET = "download-test-secret-that-is-long-enough-0123456789"
+from .conftest import JWT_SECRET
+
+SECRET = JWT_SECRET
 BASE = "http://testserver"
 KEY = "users/8d2f6c1e/files/f1/v1.jsonl"
 DATA = b"".join(b'{"messages": [{"role": "user", "content": "%d"}]}\n' % i for i in range(2000))
 NDJSON = "application/x-ndjson"
 
 
-@dataclass(frozen=True)
-class _Settings:
-    jwt_secret: str
-
-
-@dataclass(frozen=True)
-class _Services:
-    storage: LocalStorage
-    settings: _Settings
-
-
 @pytest.fixture
-def storage(tmp_path: Path) -> LocalStorage:
-    return LocalStorage(tmp_path / "storage")
-
-
-@pytest.fixture
-async def client(storage: LocalStorage) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    anonymous_client: httpx.AsyncClient, settings: Settings, storage: LocalStorage
+) -> httpx.AsyncClient:
+    """The real app (`create_app` over the test's settings and services) holding one object;
+    no credentials, since a signed link is all a download needs."""
+    assert settings.jwt_secret == SECRET
     await storage.put(TRAINING_BUCKET, KEY, iter_bytes(DATA))
-    app = Starlette(routes=[download_route()])
-    app.state.services = _Services(storage, _Settings(SECRET))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE) as client:
-        yield client
+    return anonymous_client
 
 
 def _link(**overrides) -> DownloadLink:
