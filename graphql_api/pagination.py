@@ -13,7 +13,7 @@ from uuid import UUID
 
 import asyncpg
 
-from .db.database import Database
+from .db.database import Reader
 from .errors import InvalidInput
 
 T = TypeVar("T")
@@ -97,8 +97,7 @@ def _storable(moment: datetime) -> bool:
 
 
 async def keyset_page(
-    db: Database,
-    user_id: UUID | None,
+    reader: Reader,
     *,
     first: int | None,
     after: str | None,
@@ -109,11 +108,11 @@ async def keyset_page(
     """One page of a newest-first list; the total is counted only if asked for."""
     limit = check_page_size(first)
     cursor = decode_after(after)
-    async with db.session(user_id) as conn:
+    async with reader.connection() as conn:
         rows = await fetch(conn, cursor, limit + 1)
 
     async def total() -> int:
-        async with db.session(user_id) as conn:
+        async with reader.connection() as conn:
             return await count(conn)
 
     items = rows[:limit]

@@ -130,29 +130,32 @@ async def open_owner_writers(settings: Settings, urls: DatabaseUrls) -> WriterPo
 
 
 async def open_pools(settings: Settings, urls: DatabaseUrls) -> Pools:
-    limits = PoolLimits(
-        size=settings.database_pool_size,
-        connect_timeout=settings.database_pool_timeout,
-        statement_timeout=settings.database_statement_timeout,
-    )
-    db = Database(
-        await create_pool(urls.app, limits), acquire_timeout_seconds=limits.connect_timeout
-    )
-    writer_limits = PoolLimits(
-        size=settings.writer_connections,
-        connect_timeout=limits.connect_timeout,
-        statement_timeout=limits.statement_timeout,
-    )
-    writers = WriterPool(
-        await create_pool(urls.app, writer_limits), timeout_seconds=settings.lock_timeout
-    )
-    maintenance = Database(
-        await create_pool(
-            urls.owner, PoolLimits(size=2, statement_timeout=limits.statement_timeout)
-        ),
-        acquire_timeout_seconds=limits.connect_timeout,
-    )
-    await _warn_if_privileged(db)
+    timeout = settings.database_pool_timeout
+    opened: list[asyncpg.Pool] = []
+
+    async def pool(dsn: str, size: int, *, keep_session: bool = False) -> asyncpg.Pool:
+        limits = PoolLimits(
+            size=size,
+            connect_timeout=timeout,
+            statement_timeout=settings.database_statement_timeout,
+            keep_session=keep_session,
+        )
+        opened.append(await create_pool(dsn, limits))
+        return opened[-1]
+
+    try:
+        # Requests set the caller at every checkout (`Reader`, `Database.session`).
+        requests = await pool(urls.app, settings.database_pool_size, keep_session=True)
+        db = Database(requests, acquire_timeout_seconds=timeout)
+        writers = WriterPool(
+            await pool(urls.app, settings.writer_connections), timeout_seconds=settings.lock_timeout
+        )
+        maintenance = Database(await pool(urls.owner, 2), acquire_timeout_seconds=timeout)
+        await _warn_if_privileged(db)
+    except BaseException:
+        for opened_pool in opened:
+            opened_pool.terminate()
+        raise
     return Pools(db, writers, maintenance)
 
 

@@ -25,7 +25,7 @@ import asyncpg
 from ..db import conversations as conversation_rows
 from ..db import training_files as rows
 from ..db.conversations import ConversationRecord
-from ..db.database import Database
+from ..db.database import Database, Reader
 from ..db.training_files import FileVersion, MemberStats, TrainingFileRecord
 from ..db.writers import LockedSession, LockKind, WriterPool
 from ..domain.enums import EnrichmentStatus, FileFormat, TrainingFileStatus
@@ -528,6 +528,22 @@ def _entry(record: ConversationRecord, document: dict[str, Any]) -> Conversation
     )
 
 
+async def training_file_page(
+    reader: Reader,
+    where: rows.TrainingFileFilter,
+    first: int | None,
+    after: str | None,
+) -> Page[TrainingFileRecord]:
+    return await keyset_page(
+        reader,
+        first=first,
+        after=after,
+        fetch=lambda conn, cursor, limit: rows.page(conn, where, cursor, limit),
+        count=lambda conn: rows.count(conn, where),
+        cursor_of=lambda r: Cursor(r.created_at, r.id),
+    )
+
+
 async def list_training_files(
     db: Database,
     user_id: UUID,
@@ -535,12 +551,7 @@ async def list_training_files(
     first: int | None,
     after: str | None,
 ) -> Page[TrainingFileRecord]:
-    return await keyset_page(
-        db,
-        user_id,
-        first=first,
-        after=after,
-        fetch=lambda conn, cursor, limit: rows.page(conn, where, cursor, limit),
-        count=lambda conn: rows.count(conn, where),
-        cursor_of=lambda r: Cursor(r.created_at, r.id),
-    )
+    """`training_file_page` on a connection of its own, for REST (which never asks for the
+    total: it would need the connection after this returns)."""
+    async with db.reader(user_id) as reader:
+        return await training_file_page(reader, where, first, after)

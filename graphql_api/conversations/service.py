@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from ..db import conversations as conversation_rows
 from ..db.conversations import ConversationFilter, ConversationRecord
-from ..db.database import Database
+from ..db.database import Reader
 from ..pagination import Cursor, Page, keyset_page
 
 
 async def list_conversations(
-    db: Database,
-    user_id: UUID | None,
+    reader: Reader,
     where: ConversationFilter,
     first: int | None,
     after: str | None,
 ) -> Page[ConversationRecord]:
     return await keyset_page(
-        db,
-        user_id,
+        reader,
         first=first,
         after=after,
         fetch=lambda conn, cursor, limit: conversation_rows.page(conn, where, cursor, limit),

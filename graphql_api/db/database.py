@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from uuid import UUID
@@ -15,6 +16,9 @@ APP_ROLE = "training_files_user"
 # set_config(..., true) is SET LOCAL: both settings end with the transaction, so a pooled
 # connection never carries one request's identity into the next.
 _BECOME_USER = "SELECT set_config('app.user_id', $1, true), set_config('role', $2, true)"
+# For a whole connection checkout (a Reader): every checkout sets it again, so no reset of the
+# connection on release is needed.
+_READ_AS = "SELECT set_config('app.user_id', $1, false), set_config('role', $2, false)"
 
 
 async def become_user(conn: asyncpg.Connection, user_id: UUID) -> None:
@@ -48,8 +52,19 @@ class Database:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection, waiting for one at most the acquire timeout (then `Busy`)."""
+        conn = await self.acquire()
         try:
-            conn = await self.pool.acquire(timeout=self._acquire_timeout)
+            yield conn
+        finally:
+            await self.pool.release(conn)
+
+    def reader(self, user_id: UUID | None) -> Reader:
+        """Reads as `user_id` on one connection, until `close` (or the `async with` ends)."""
+        return Reader(self, user_id)
+
+    async def acquire(self) -> asyncpg.Connection:
+        try:
+            return await self.pool.acquire(timeout=self._acquire_timeout)
         except TimeoutError:
             raise Busy(
                 f"no database connection came free within {self._acquire_timeout:g} s; retry",
@@ -57,7 +72,39 @@ class Database:
             ) from None
         except CONNECT_ERRORS as error:
             raise unreachable() from error
-        try:
-            yield conn
-        finally:
-            await self.pool.release(conn)
+
+
+class Reader:
+    """The reads of one request, as its caller, on one pooled connection taken at first use.
+
+    No transaction: under READ COMMITTED every statement sees its own snapshot either way. The
+    caller is set once for the checkout, so a request costs one statement more than its
+    queries, whatever their number.
+    """
+
+    def __init__(self, db: Database, user_id: UUID | None) -> None:
+        self._db = db
+        self._user_id = user_id
+        self._lock = asyncio.Lock()
+        self._conn: asyncpg.Connection | None = None
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """The request's connection, for one query or a few at a time (they take turns)."""
+        async with self._lock:
+            if self._conn is None:
+                self._conn = await self._db.acquire()
+                user = str(self._user_id) if self._user_id else ""
+                await self._conn.execute(_READ_AS, user, APP_ROLE)
+            yield self._conn
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._db.pool.release(conn)
+
+    async def __aenter__(self) -> Reader:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

@@ -21,6 +21,9 @@ class PoolLimits:
     lock_timeout: float = 10.0
     # A transaction left open by a bug or a stalled client cannot hold locks for ever.
     idle_in_transaction_timeout: float = 60.0
+    # Skip asyncpg's reset query on release (RESET ALL, UNLISTEN *, ...): for a pool whose
+    # users set everything they rely on at each checkout, it is one wasted round trip each.
+    keep_session: bool = False
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -28,6 +31,11 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(
             type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
         )
+
+
+async def _end_transaction(conn: asyncpg.Connection) -> None:
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 def _ms(seconds: float) -> str:
@@ -51,6 +59,7 @@ async def _create(dsn: str, limits: PoolLimits) -> asyncpg.Pool | None:
         max_size=limits.size,
         timeout=limits.connect_timeout,
         init=_init_connection,
+        reset=_end_transaction if limits.keep_session else None,
         server_settings={
             "statement_timeout": _ms(limits.statement_timeout),
             "lock_timeout": _ms(limits.lock_timeout),

@@ -12,6 +12,7 @@ from ..authentication import caller_id
 from ..db import conversations as conversation_rows
 from ..db import training_files as file_rows
 from ..db.conversations import ConversationRecord
+from ..db.database import Reader
 from ..db.training_files import TrainingFileRecord
 from ..services import Services
 
@@ -30,26 +31,24 @@ class Loaders:
     files_of_conversation: DataLoader[UUID, list[TrainingFileRecord]]
 
 
-def make_loaders(services: Services, user_id: UUID) -> Loaders:
-    db = services.db
-
+def make_loaders(reader: Reader) -> Loaders:
     async def conversations(ids: list[UUID]) -> list[ConversationRecord | None]:
-        async with db.session(user_id) as conn:
+        async with reader.connection() as conn:
             found = await conversation_rows.get_many(conn, ids)
         return [found.get(i) for i in ids]
 
     async def training_files(ids: list[UUID]) -> list[TrainingFileRecord | None]:
-        async with db.session(user_id) as conn:
+        async with reader.connection() as conn:
             found = await file_rows.get_many(conn, ids)
         return [found.get(i) for i in ids]
 
     async def file_conversations(keys: list[PageKey]) -> list[PageOfConversations]:
-        async with db.session(user_id) as conn:
+        async with reader.connection() as conn:
             pages = await file_rows.conversation_pages(conn, keys)
         return [pages[k] for k in keys]
 
     async def files_of_conversation(ids: list[UUID]) -> list[list[TrainingFileRecord]]:
-        async with db.session(user_id) as conn:
+        async with reader.connection() as conn:
             found = await file_rows.files_of_conversations(conn, ids)
         return [found.get(i, []) for i in ids]
 
@@ -66,6 +65,7 @@ class Context:
     request: Request
     services: Services
     _loaders: Loaders | None = field(default=None, init=False)
+    _reader: Reader | None = field(default=None, init=False)
 
     @property
     def user_id(self) -> UUID:
@@ -77,10 +77,22 @@ class Context:
         return caller_id(self.request)
 
     @property
+    def reader(self) -> Reader:
+        """Every read of this request, as the caller, on one connection (see `Reader`)."""
+        if self._reader is None:
+            self._reader = self.services.db.reader(self.user_id)
+        return self._reader
+
+    @property
     def loaders(self) -> Loaders:
         if self._loaders is None:
-            self._loaders = make_loaders(self.services, self.user_id)
+            self._loaders = make_loaders(self.reader)
         return self._loaders
+
+    async def close(self) -> None:
+        """Give the request's connection back (the view calls this once the response is built)."""
+        if self._reader is not None:
+            await self._reader.close()
 
     @property
     def base_url(self) -> str:

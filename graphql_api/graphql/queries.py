@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import strawberry
 
-from ..aggregation.service import list_training_files
+from ..aggregation.service import training_file_page
 from ..conversations.service import list_conversations
 from ..db.conversations import ConversationFilter
 from ..db.training_files import TrainingFileFilter
@@ -84,7 +84,7 @@ class Query:
     ) -> Connection[Conversation]:
         where = filter.to_filter() if filter else ConversationFilter()
         ctx = info.context
-        page = await list_conversations(ctx.services.db, ctx.user_id, where, first, after)
+        page = await list_conversations(ctx.reader, where, first, after)
         return to_connection(page, Conversation.from_record)
 
     @strawberry.field(description="One conversation by its uuid, or null.")
@@ -102,7 +102,7 @@ class Query:
     ) -> Connection[TrainingFile]:
         where = (filter or TrainingFileFilterInput()).to_filter()
         ctx = info.context
-        page = await list_training_files(ctx.services.db, ctx.user_id, where, first, after)
+        page = await training_file_page(ctx.reader, where, first, after)
         return to_connection(page, TrainingFile.from_record)
 
     @strawberry.field(description="One training file by its id, or null.")

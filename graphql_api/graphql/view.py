@@ -25,7 +25,9 @@ class GraphQLView(OfflineGraphQL):
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
     ) -> Context:
         assert isinstance(request, Request)
-        return Context(request=request, services=request.app.state.services)
+        context = Context(request=request, services=request.app.state.services)
+        request.state.graphql_context = context
+        return context
 
     async def get_root_value(self, request: Any) -> None:
         return None
@@ -36,6 +38,10 @@ class GraphQLView(OfflineGraphQL):
         except HTTPException as error:
             # Strawberry answers these in plain text; GraphQL clients only parse JSON errors.
             return _request_error(error.status_code, error.reason)
+        finally:
+            used: Context | None = getattr(request.state, "graphql_context", None)
+            if used is not None:
+                await used.close()
 
     def parse_json(self, data: str | bytes) -> Any:
         """The POST body: UTF-8 JSON whose top level is an object (batching is not enabled)."""
