@@ -88,16 +88,26 @@ async def test_oversized_chunked_bodies_are_refused(
     assert response.status_code == 413
 
 
-async def test_first_is_capped_on_every_connection(client: httpx.AsyncClient) -> None:
-    for query in (
-        "{ conversations(first: 101) { totalCount } }",
-        "{ trainingFiles(first: 101) { totalCount } }",
-        "{ trainingFiles { edges { node { conversations(first: 101) { totalCount } } } } }",
+async def test_first_is_capped_on_every_connection(
+    client: httpx.AsyncClient, services: Services, conversation_ids: list[UUID]
+) -> None:
+    # A file with conversations, so that the nested connection really runs.
+    await services.training_files.create_training_file(USER, "nested", None, conversation_ids)
+    nested = "{ trainingFiles { edges { node { conversations(first: %d) { totalCount } } } } }"
+    body = (await _post(client, nested % 100)).json()
+    assert body == {
+        "data": {"trainingFiles": {"edges": [{"node": {"conversations": {"totalCount": 3}}}]}}
+    }
+
+    for query, path in (
+        ("{ conversations(first: 101) { totalCount } }", ["conversations"]),
+        ("{ trainingFiles(first: 101) { totalCount } }", ["trainingFiles"]),
+        (nested % 101, ["trainingFiles", "edges", 0, "node", "conversations"]),
     ):
         body = (await _post(client, query)).json()
-        assert body.get("errors") or body["data"]["trainingFiles"]["edges"] == []
-        if body.get("errors"):
-            assert "first must be between 0 and 100" in body["errors"][0]["message"]
+        assert [(e["message"], e["extensions"]["code"], e["path"]) for e in body["errors"]] == [
+            ("first must be between 0 and 100, got 101", "BAD_USER_INPUT", path)
+        ], query
 
 
 async def test_negative_first_is_refused(client: httpx.AsyncClient) -> None:
@@ -220,7 +230,27 @@ async def test_cors_allows_only_configured_origins(settings: Settings, services:
     assert "access-control-allow-origin" not in refused.headers
 
 
-async def test_sql_metacharacters_in_filters_are_just_text(client: httpx.AsyncClient) -> None:
+async def _tables(db: Database) -> list[list[dict[str, Any]]]:
+    tables = []
+    async with db.session() as conn:
+        for table in ("conversations", "training_files", "training_file_conversations"):
+            tables.append(
+                [dict(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY 1, 2")]
+            )
+    return tables
+
+
+async def test_sql_metacharacters_in_filters_are_just_text(
+    client: httpx.AsyncClient, services: Services, db: Database, conversation_ids: list[UUID]
+) -> None:
+    # Rows an injection or an unescaped LIKE pattern would count: three conversations with
+    # persona keys, and files whose names hold none of the values below but "%" or "_".
+    names = ["plain file", "50% off", "snake_case"]
+    for name, conversation_id in zip(names, conversation_ids, strict=True):
+        await services.training_files.create_training_file(USER, name, None, [conversation_id])
+    before = await _tables(db)
+    assert len(before[0]) == 3 and all(row["persona_key"] for row in before[0])
+
     for value in ("' OR 1=1 --", "%", "_", "\\", "a'; DROP TABLE training_files; --"):
         body = (
             await _post(
@@ -230,10 +260,13 @@ async def test_sql_metacharacters_in_filters_are_just_text(client: httpx.AsyncCl
                 v=value,
             )
         ).json()
-        assert body["data"] == {
-            "conversations": {"totalCount": 0},
-            "trainingFiles": {"totalCount": 0},
-        }
+        assert body == {
+            "data": {
+                "conversations": {"totalCount": 0},
+                "trainingFiles": {"totalCount": sum(value in name for name in names)},
+            }
+        }, value
+        assert await _tables(db) == before
 
 
 # -------------------------------------------------------------------- malformed requests
