@@ -27,8 +27,8 @@ from graphql_api.aggregation.format import (
     jsonl_lines,
     quality_tier,
 )
-from graphql_api.conversations.analysis import analyze
 
+from . import product_rules as rules
 from .conftest import EXAMPLES_DIR, SHARED_DIR, TRAINING_FILE_SCHEMA
 
 PAIR_LINE_KEYS = [
@@ -168,13 +168,18 @@ def _number(value: Decimal | None) -> int | float | None:
     return int(rounded) if rounded == int(rounded) else float(rounded)
 
 
+def _timestamp(moment: datetime) -> str:
+    """The reference rendering: UTC, milliseconds truncated, a Z (JavaScript's toISOString)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _document(header: FileHeader, entries: Sequence[ConversationEntry]) -> dict[str, Any]:
     """The equivalent document, built by hand in the documented key order."""
     metadata: dict[str, Any] = {
         "file_name": header.file_name,
         "version": "4.0.0",
-        "created_date": format_timestamp(header.created_date),
-        "last_updated": format_timestamp(header.last_updated),
+        "created_date": _timestamp(header.created_date),
+        "last_updated": _timestamp(header.last_updated),
         "format_spec": "brightrun-lora-v4",
     }
     if header.target_model is not None:
@@ -228,6 +233,46 @@ def _document(header: FileHeader, entries: Sequence[ConversationEntry]) -> dict[
 
 def _dumped(document: Any) -> bytes:
     return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+# What opens and closes the "conversations" array of an indented document: the only place
+# these bytes can occur, since json.dumps escapes newlines inside strings.
+_CONVERSATIONS_OPEN = b'\n  "conversations": ['
+_CONVERSATIONS_CLOSE = b"\n  ]\n}\n"
+
+
+def _body_of(dumped: bytes) -> tuple[int, bytes]:
+    """Where the conversations of a json.dumps-ed document start, and their bytes."""
+    start = dumped.index(_CONVERSATIONS_OPEN) + len(_CONVERSATIONS_OPEN)
+    assert dumped.endswith(_CONVERSATIONS_CLOSE)
+    return start, dumped[start : -len(_CONVERSATIONS_CLOSE)]
+
+
+def _reference_jsonl(file_name: str, entries: Sequence[ConversationEntry]) -> bytes:
+    """The JSONL as the format promises it, by hand: the _meta line, then one compact line per
+    pair with a target_response, keys in the documented order."""
+    lines = [
+        {
+            "id": f"{pair['id']}_{str(entry.conversation_id)[:8]}",
+            "conversation_id": str(entry.conversation_id),
+            **{key: pair[key] for key in PAIR_LINE_KEYS[2:]},
+        }
+        for entry in entries
+        for pair in entry.training_pairs
+        if pair["target_response"] is not None
+    ]
+    meta = {
+        "_meta": {
+            "file_name": file_name,
+            "total_pairs": len(lines),
+            "version": "4.0.0",
+            "format_spec": "brightrun-lora-v4",
+        }
+    }
+    return "".join(
+        json.dumps(item, ensure_ascii=False, separators=(",", ":")) + "\n"
+        for item in [meta, *lines]
+    ).encode("utf-8")
 
 
 def _three() -> list[ConversationEntry]:
@@ -332,14 +377,16 @@ def test_json_single_conversation_and_no_target_model() -> None:
 
 def test_json_append_equals_fresh_build() -> None:
     first, added = _three()[:1], _three()[1:]
-    old = _json(_header(first), first)
-    old_header = json_header(_header(first))
-    old_body = old[len(old_header) : len(old) - len(JSON_FOOTER)]
-    assert old_body == _json_body(first)
+    old_header = _header(first)
+    old = _json(old_header, first)
+    assert old == _dumped(_document(old_header, first))
+    # The body an add copies: where the module says it starts is where json.dumps puts it.
+    start, old_body = _body_of(_dumped(_document(old_header, first)))
+    assert len(json_header(old_header)) == start
+    assert old[start : len(old) - len(JSON_FOOTER)] == old_body
 
     new_header = _header([*first, *added], last_updated=MOMENT + timedelta(days=1))
     appended = json_header(new_header) + old_body + _json_body(added, first=False) + JSON_FOOTER
-    assert appended == _json(new_header, [*first, *added])
     assert appended == _dumped(_document(new_header, [*first, *added]))
 
 
@@ -427,11 +474,15 @@ def test_jsonl_lines_empty_when_nothing_trainable() -> None:
 
 def test_jsonl_append_equals_fresh_build() -> None:
     first, added = _three()[:2], _three()[2:]
-    old = _jsonl(_header(first), first)
-    old_body = old[len(jsonl_header(_header(first))) :]
+    old_header = _header(first)
+    old = _jsonl(old_header, first)
+    assert old == _reference_jsonl(old_header.file_name, first)
+    old_body = old[len(jsonl_header(old_header)) :]
+    assert old_body == _reference_jsonl(old_header.file_name, first).split(b"\n", 1)[1]
+
     new_header = _header([*first, *added])
     appended = jsonl_header(new_header) + old_body + b"".join(jsonl_lines(e) for e in added)
-    assert appended == _jsonl(new_header, [*first, *added])
+    assert appended == _reference_jsonl(new_header.file_name, [*first, *added])
     assert json.loads(appended.split(b"\n", 1)[0])["_meta"]["total_pairs"] == 7
 
 
@@ -559,62 +610,28 @@ def _require_shared() -> None:
         pytest.skip(f"reference data not found: {EXAMPLES_DIR} (the shared brightrun-v4 folder)")
 
 
-def _cents(value: Decimal) -> Decimal:
-    return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-
-
 def _real_file() -> tuple[FileHeader, list[ConversationEntry]]:
-    """Entries and header computed from the seven real enriched files, as the service would."""
+    """Entries and header for the seven real enriched files, computed from the files by the
+    product's rules (tests/product_rules.py), not by the code under test."""
     _require_shared()
     paths = sorted(EXAMPLES_DIR.glob("*.json"))
     assert len(paths) == 7
-    entries: list[ConversationEntry] = []
-    profile: dict[str, Any] | None = None
-    total = Decimal(0)
-    scored = reviewed = pairs = trainable = 0
-    low: Decimal | None = None
-    high: Decimal | None = None
-    counts: tuple[dict[str, int], dict[str, int], dict[str, int]] = ({}, {}, {})
-    for path in paths:
-        raw = path.read_bytes()
-        analysis = analyze(raw)
-        assert analysis.report.ok, path.name
-        assert analysis.conversation_id is not None
-        s = analysis.scaffolding
-        scaffolding = ScaffoldingEntry(
-            persona_key=s.persona_key or "",
-            persona_name=s.persona_name or "",
-            emotional_arc_key=s.emotional_arc_key or "",
-            emotional_arc=s.emotional_arc_name or "",
-            training_topic_key=s.training_topic_key or "",
-            training_topic=s.training_topic_name or "",
-        )
+    documents = [json.loads(path.read_bytes()) for path in paths]
+    entries = []
+    for document in documents:
+        metadata = document["dataset_metadata"]
         entries.append(
             ConversationEntry(
-                conversation_id=analysis.conversation_id,
-                created_date=analysis.created_date,
-                total_turns=analysis.total_turns,
-                quality_tier=quality_tier(analysis.quality_score),
-                scaffolding=scaffolding,
-                training_pairs=json.loads(raw)["training_pairs"],
+                conversation_id=UUID(metadata["dataset_name"].removeprefix("fp_conversation_")),
+                created_date=date.fromisoformat(metadata["created_date"]),
+                total_turns=len(document["training_pairs"]),
+                quality_tier=rules.tier(rules.conversation_score(document)),
+                scaffolding=ScaffoldingEntry(**rules.scaffolding(document)),
+                training_pairs=document["training_pairs"],
             )
         )
-        profile = profile or analysis.consultant_profile
-        stats = analysis.stats
-        pairs += stats.pair_count
-        trainable += stats.trainable_pair_count
-        total += stats.quality_sum
-        scored += stats.quality_count
-        reviewed += stats.human_reviewed_count
-        if stats.quality_min is not None:
-            low = stats.quality_min if low is None else min(low, stats.quality_min)
-        if stats.quality_max is not None:
-            high = stats.quality_max if high is None else max(high, stats.quality_max)
-        keys = (s.persona_key, s.emotional_arc_key, s.training_topic_key)
-        for count, key in zip(counts, keys, strict=True):
-            if key:
-                count[key] = count.get(key, 0) + 1
-    assert profile is not None
+    quality = rules.quality(documents)
+    distribution = rules.file_distribution(documents)
     header = FileHeader(
         file_name="seven real conversations",
         created_date=MOMENT,
@@ -622,17 +639,17 @@ def _real_file() -> tuple[FileHeader, list[ConversationEntry]]:
         target_model=None,
         vertical="financial_planning_consultant",
         total_conversations=len(entries),
-        total_training_pairs=pairs,
-        trainable_pairs=trainable,
+        total_training_pairs=sum(len(d["training_pairs"]) for d in documents),
+        trainable_pairs=sum(rules.trainable(d) for d in documents),
         quality=QualitySummary(
-            avg_quality_score=_cents(total / scored) if scored else None,
-            min_quality_score=low,
-            max_quality_score=high,
-            human_reviewed_count=reviewed,
-            human_reviewed_percentage=_cents(Decimal(reviewed * 100) / pairs),
+            avg_quality_score=quality.average,
+            min_quality_score=quality.minimum,
+            max_quality_score=quality.maximum,
+            human_reviewed_count=quality.reviewed,
+            human_reviewed_percentage=quality.reviewed_percentage,
         ),
-        distribution=Distribution(*(tuple(c.items()) for c in counts)),
-        consultant_profile=profile,
+        distribution=Distribution(*(tuple(distribution[kind].items()) for kind in rules.KINDS)),
+        consultant_profile=next(d["consultant_profile"] for d in documents),
     )
     return header, entries
 
@@ -647,10 +664,21 @@ def test_real_files_render_and_validate() -> None:
     metadata = document["training_file_metadata"]
     assert metadata["total_conversations"] == 7
     assert metadata["total_training_pairs"] == 49
-    assert metadata["quality_summary"]["avg_quality_score"] == 3
+    assert metadata["quality_summary"] == {
+        "avg_quality_score": 3,
+        "min_quality_score": 3,
+        "max_quality_score": 3,
+        "human_reviewed_count": 0,
+        "human_reviewed_percentage": 0,
+    }
     # The three old-style files name their archetype in client_persona: all seven count.
-    personas = metadata["scaffolding_distribution"]["personas"]
-    assert personas == {"pragmatic_optimist": 3, "anxious_planner": 3, "overwhelmed_avoider": 1}
+    assert metadata["scaffolding_distribution"] == {
+        "personas": {"pragmatic_optimist": 3, "anxious_planner": 3, "overwhelmed_avoider": 1},
+        "emotional_arcs": {"fear_to_confidence": 2, "couple_conflict_to_alignment": 2},
+        "training_topics": {"eldercare_costs": 4},
+    }
+    tiers = [c["conversation_metadata"]["quality_tier"] for c in document["conversations"]]
+    assert tiers == ["experimental"] * 7
 
     parsed = _check_jsonl(_jsonl(header, entries), meta, line)
     assert parsed[0]["_meta"]["total_pairs"] == header.trainable_pairs == len(parsed) - 1
