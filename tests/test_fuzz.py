@@ -1,17 +1,27 @@
 """Property-based fuzzing of the whole GraphQL schema through the ASGI app.
 
 Valid and invalid operations generated from the schema itself: no response may be a 500 or
-an unmasked error, and a rejected request must leave the database and storage unchanged.
+an unmasked error, and only an accepted mutation may change the database or storage; a
+query, or a mutation refused in any way it can show (errors, userErrors, an empty payload),
+must leave them unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
-from graphql import IntValueNode, StringValueNode
+from graphql import (
+    GraphQLError,
+    IntValueNode,
+    OperationDefinitionNode,
+    OperationType,
+    StringValueNode,
+    parse,
+)
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -51,18 +61,48 @@ async def _snapshot(db: Database, storage: LocalStorage) -> tuple[Any, ...]:
     return [tuple(r) for r in files], members, conversations, objects
 
 
-def _check(response: httpx.Response) -> bool:
-    """Assert the response is well-formed and return whether the request was rejected."""
+def _check(response: httpx.Response) -> dict[str, Any]:
+    """Assert the response is well-formed; return its body."""
     assert response.status_code in (200, 400), response.text
-    body = response.json()
+    body: dict[str, Any] = response.json()
     text = response.text
     assert "Traceback" not in text and "asyncpg" not in text and "SELECT " not in text
     errors = body.get("errors") or []
     for error in errors:
         code = error.get("extensions", {}).get("code")
         assert code in KNOWN_CODES, error
-    user_errors = _user_errors(body.get("data"))
-    return bool(errors or user_errors)
+    return body
+
+
+def _is_mutation(query: str) -> bool:
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return False
+    return any(
+        isinstance(d, OperationDefinitionNode) and d.operation is OperationType.MUTATION
+        for d in document.definitions
+    )
+
+
+def _empty_payload(value: Any) -> bool:
+    """A payload whose result fields (url, trainingFile...) are all null: a refusal, whether
+    or not the operation selected userErrors."""
+    if not isinstance(value, dict):
+        return False
+    results = [v for k, v in value.items() if k not in ("userErrors", "__typename")]
+    return bool(results) and all(v is None for v in results)
+
+
+def _outcome(query: str, body: dict[str, Any]) -> str:
+    if not _is_mutation(query):
+        return "query"
+    data = body.get("data")
+    if body.get("errors") or _user_errors(data):
+        return "refused mutation"
+    if isinstance(data, dict) and any(_empty_payload(v) for v in data.values()):
+        return "refused mutation"
+    return "accepted mutation"
 
 
 def _user_errors(data: Any) -> list[Any]:
@@ -95,12 +135,16 @@ async def test_fuzz_the_schema(
     headers = bearer(settings, USER)
     loop = asyncio.get_running_loop()
 
+    outcomes: Counter[str] = Counter()
+
     async def exercise(query: str) -> None:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             before = await _snapshot(db, storage)
             response = await client.post("/graphql", json={"query": query}, headers=headers)
-            if _check(response):
+            outcome = _outcome(query, _check(response))
+            outcomes[outcome] += 1
+            if outcome != "accepted mutation":
                 assert await _snapshot(db, storage) == before, query
 
     # Hypothesis drives a synchronous test; it runs in a thread and hands each request to
@@ -113,3 +157,5 @@ async def test_fuzz_the_schema(
         asyncio.run_coroutine_threadsafe(exercise(query), loop).result(timeout=60)
 
     await asyncio.to_thread(run)
+    # The invariant was really put to the test: queries and refused mutations both ran.
+    assert outcomes["query"] > 0 and outcomes["refused mutation"] > 0, outcomes
