@@ -50,6 +50,10 @@ _database_names = itertools.count()
 JWT_SECRET = "x" * 40
 
 
+# Every skip for missing reference data says this in its reason; the summary counts them.
+REFERENCE_DATA = "reference data"
+
+
 def require_examples() -> list[Path]:
     """The real enriched conversations from ../shared, or skip the test."""
     if not EXAMPLES_DIR.is_dir():
@@ -139,6 +143,31 @@ async def db(pools: Pools) -> AsyncIterator[Database]:
 def training_file_service(pools: Pools, storage: Storage) -> TrainingFileService:
     """The service as the server builds it, over `storage`."""
     return TrainingFileService(pools.db, pools.writers, pools.maintenance, storage)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say once, at the end, that tests were skipped for want of ../shared: a green run
+    without it has not checked the real files."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        if REFERENCE_DATA in reason:
+            reason = reason.removeprefix("Skipped: ")
+            reasons[reason] = reasons.get(reason, 0) + 1
+    if not reasons:
+        return
+    count = sum(reasons.values())
+    terminalreporter.write_sep("=", "reference data missing", yellow=True, bold=True)
+    terminalreporter.write_line(
+        f"{count} {'test was' if count == 1 else 'tests were'} skipped: they need the shared "
+        f"reference data at {SHARED_DIR}, which is missing or incomplete, so the real enriched "
+        "conversations, the original schemas and the example training file were not checked. "
+        "Put the shared brightrun-v4 folder there (../shared beside the project) to run them.",
+        yellow=True,
+    )
+    for reason, times in sorted(reasons.items()):
+        terminalreporter.write_line(f"  {times} × {reason}")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
