@@ -15,12 +15,14 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 from .authentication import BearerTokens
 from .config import Settings
 from .db.writers import WriterPool
 from .downloads import download_route
 from .graphql.playground import ASSETS_URL_PATH, find_assets_dir, playground_routes
+from .graphql.response_cache import CachedGraphQL, ResponseCache
 from .graphql.schema import build_schema
 from .graphql.view import GraphQLView
 from .limits import BodySizeLimit
@@ -104,6 +106,12 @@ async def _clean_up_orphans(writers: WriterPool, storage: Storage) -> None:
         )
 
 
+def _cached(graphql: GraphQLView, settings: Settings) -> ASGIApp:
+    if not settings.response_cache_bytes:
+        return graphql
+    return CachedGraphQL(graphql, ResponseCache(settings.response_cache_bytes))
+
+
 def create_app(
     settings: Settings, services: Services | None = None, *, migrate: bool = True
 ) -> Starlette:
@@ -135,7 +143,7 @@ def create_app(
         build_schema(settings), assets_url=ASSETS_URL_PATH if assets_dir else None
     )
     routes: list[BaseRoute] = [
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/graphql", _cached(graphql, settings), methods=["GET", "POST"]),
         Route("/healthz", healthz),
         download_route(),
         *rest_routes(),

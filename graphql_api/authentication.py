@@ -60,3 +60,8 @@ def caller_id(conn: HTTPConnection) -> UUID:
     if isinstance(user, Caller) and user.refusal is not None:
         raise user.refusal
     raise Unauthenticated("missing Authorization header: send 'Authorization: Bearer <token>'")
+
+
+def caller_id_or_none(conn: HTTPConnection) -> UUID | None:
+    user = conn.user
+    return user.viewer.user_id if isinstance(user, Caller) and user.viewer else None

@@ -113,6 +113,7 @@ class Settings:
     health_min_free_bytes: int = 256 * 1024 * 1024
     cleanup_interval: float = 600.0
     playground_assets_dir: Path | None = None
+    response_cache_bytes: int = 64 * 1024 * 1024
 
     @property
     def storage_path(self) -> Path:
@@ -165,6 +166,9 @@ class Settings:
             ),
             cleanup_interval=env.seconds("CLEANUP_INTERVAL", cls.cleanup_interval),
             playground_assets_dir=Path(assets) if assets else None,
+            response_cache_bytes=env.int(
+                "RESPONSE_CACHE_BYTES", cls.response_cache_bytes, low=0, high=1 << 40
+            ),
         )
 
 

@@ -17,8 +17,12 @@ APP_ROLE = "training_files_user"
 # connection never carries one request's identity into the next.
 _BECOME_USER = "SELECT set_config('app.user_id', $1, true), set_config('role', $2, true)"
 # For a whole connection checkout (a Reader): every checkout sets it again, so no reset of the
-# connection on release is needed.
-_READ_AS = "SELECT set_config('app.user_id', $1, false), set_config('role', $2, false)"
+# connection on release is needed. The same statement reads the data version (for caches).
+_READ_AS = """
+SELECT (SELECT version FROM data_version),
+       set_config('app.user_id', $1, false), set_config('role', $2, false)
+"""
+DATA_VERSION = "SELECT version FROM data_version"
 
 
 async def become_user(conn: asyncpg.Connection, user_id: UUID) -> None:
@@ -87,16 +91,29 @@ class Reader:
         self._user_id = user_id
         self._lock = asyncio.Lock()
         self._conn: asyncpg.Connection | None = None
+        self._version: int | None = None
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """The request's connection, for one query or a few at a time (they take turns)."""
         async with self._lock:
             if self._conn is None:
-                self._conn = await self._db.acquire()
+                conn = await self._db.acquire()
                 user = str(self._user_id) if self._user_id else ""
-                await self._conn.execute(_READ_AS, user, APP_ROLE)
+                try:
+                    self._version = await conn.fetchval(_READ_AS, user, APP_ROLE)
+                except BaseException:
+                    await self._db.pool.release(conn)
+                    raise
+                self._conn = conn
             yield self._conn
+
+    async def data_version(self) -> int:
+        """The data version as of this request's first read (see migration 0004)."""
+        async with self.connection():
+            pass
+        assert self._version is not None
+        return self._version
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -42,23 +42,31 @@ def _ms(seconds: float) -> str:
     return f"{max(int(seconds * 1000), 1)}ms"
 
 
-async def create_pool(dsn: str, limits: PoolLimits | None = None) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str,
+    limits: PoolLimits | None = None,
+    *,
+    connection_class: type[asyncpg.Connection] = asyncpg.Connection,
+) -> asyncpg.Pool:
     limits = limits or PoolLimits()
     try:
-        pool = await _create(dsn, limits)
+        pool = await _create(dsn, limits, connection_class)
     except CONNECT_ERRORS as error:
         raise unreachable() from error
     assert pool is not None
     return pool
 
 
-async def _create(dsn: str, limits: PoolLimits) -> asyncpg.Pool | None:
+async def _create(
+    dsn: str, limits: PoolLimits, connection_class: type[asyncpg.Connection]
+) -> asyncpg.Pool | None:
     return await asyncpg.create_pool(
         dsn,
         min_size=1,
         max_size=limits.size,
         timeout=limits.connect_timeout,
         init=_init_connection,
+        connection_class=connection_class,
         reset=_end_transaction if limits.keep_session else None,
         server_settings={
             "statement_timeout": _ms(limits.statement_timeout),

@@ -7,8 +7,9 @@ from uuid import UUID
 
 from starlette.requests import Request
 from strawberry.dataloader import DataLoader
+from strawberry.types.graphql import OperationType
 
-from ..authentication import caller_id
+from ..authentication import caller_id, caller_id_or_none
 from ..db import conversations as conversation_rows
 from ..db import training_files as file_rows
 from ..db.conversations import ConversationRecord
@@ -64,6 +65,8 @@ def make_loaders(reader: Reader) -> Loaders:
 class Context:
     request: Request
     services: Services
+    # Set once the operation is known (RecordOperationType): only queries are cached.
+    operation_type: OperationType | None = field(default=None, init=False)
     _loaders: Loaders | None = field(default=None, init=False)
     _reader: Reader | None = field(default=None, init=False)
 
@@ -82,6 +85,10 @@ class Context:
         if self._reader is None:
             self._reader = self.services.db.reader(self.user_id)
         return self._reader
+
+    @property
+    def authenticated(self) -> bool:
+        return caller_id_or_none(self.request) is not None
 
     @property
     def loaders(self) -> Loaders:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 
 import strawberry
@@ -24,6 +24,7 @@ from strawberry.types import ExecutionContext
 from ..config import Settings
 from ..errors import ErrorCode, Unavailable, UserError
 from ..failures import as_unavailable
+from .context import Context
 from .mutations import Mutation
 from .queries import Query
 from .scalars import SCALAR_MAP
@@ -73,6 +74,16 @@ def _replaced(error: GraphQLError, unavailable: Unavailable) -> GraphQLError:
     )
 
 
+class RecordOperationType(SchemaExtension):
+    """Tells the request's context which kind of operation ran (the view caches queries only)."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        context = self.execution_context.context
+        if isinstance(context, Context):
+            context.operation_type = self.execution_context.operation_type
+
+
 class _Schema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -110,6 +121,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     limits: Settings | type[Settings] = settings or Settings  # class attributes: the defaults
     extensions: list[Callable[[], SchemaExtension]] = [
         MaskUnexpectedErrors,
+        RecordOperationType,
         partial(QueryDepthLimiter, max_depth=limits.graphql_max_depth),
         partial(MaxAliasesLimiter, max_alias_count=limits.graphql_max_aliases),
         partial(MaxTokensLimiter, max_token_count=limits.graphql_max_tokens),

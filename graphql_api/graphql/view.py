@@ -13,6 +13,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.types import QueryParams
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
 
 from ..inputs import json_type
@@ -59,6 +61,22 @@ class GraphQLView(OfflineGraphQL):
             if parsed.get(name):
                 parsed[name] = _decode(parsed[name], f"the {name} query parameter")
         return parsed
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        processed = await super().process_result(request, result)
+        context: Context | None = getattr(request.state, "graphql_context", None)
+        if (
+            not result.errors
+            and context is not None
+            and context.authenticated
+            and context.operation_type is OperationType.QUERY
+        ):
+            # The version the request's reads started at: anything committed since makes the
+            # entry stale at once, so it is never served newer than it is.
+            request.state.cache_version = await context.reader.data_version()
+        return processed
 
     def create_response(
         self,
