@@ -40,13 +40,11 @@ async def imported(
 async def test_list_active_newest_first_archived_on_request(
     client: httpx.AsyncClient, db: Database, imported: list[Source]
 ) -> None:
-    for number in range(4):
-        await create(client, f"listed_{number}", ids_of(imported[number : number + 2]))
-    async with db.session() as conn:
-        rows = await conn.fetch(
-            "SELECT id, name FROM training_files ORDER BY created_at DESC, id DESC"
-        )
-    newest_first = [str(r["id"]) for r in rows]
+    created = [
+        (await create(client, f"listed_{number}", ids_of(imported[number : number + 2])))["id"]
+        for number in range(4)
+    ]
+    newest_first = created[::-1]
     archived = newest_first[1]
     body = await gql(client, ARCHIVE, id=archived)
     assert body["data"]["archiveTrainingFile"]["trainingFile"]["status"] == "ARCHIVED"
@@ -105,25 +103,21 @@ async def test_conversation_lists_its_training_files(
     second = await create(client, "second", ids_of(imported[2:5]))
     query = "query($id: ID!) { conversation(id: $id) { id trainingFiles { id name } } }"
 
-    async with db.session() as conn:
-        junction = await conn.fetch(
-            "SELECT j.conversation_id, f.id, f.name FROM training_file_conversations j"
-            " JOIN training_files f ON f.id = j.training_file_id"
-            " ORDER BY f.created_at DESC, f.id DESC"
-        )
+    # Newest file first: the third conversation is in both, the sixth in none.
+    newest_first = [(second, imported[2:5]), (first, imported[:3])]
     for source in imported[:6]:
         body = await gql(client, query, id=str(source.id))
         expected = [
-            {"id": str(j["id"]), "name": j["name"]}
-            for j in junction
-            if j["conversation_id"] == source.id
+            {"id": file["id"], "name": file["name"]}
+            for file, members in newest_first
+            if source in members
         ]
         assert body["data"]["conversation"]["trainingFiles"] == expected
     shared = await gql(client, query, id=str(imported[2].id))
-    assert {f["id"] for f in shared["data"]["conversation"]["trainingFiles"]} == {
-        first["id"],
+    assert [f["id"] for f in shared["data"]["conversation"]["trainingFiles"]] == [
         second["id"],
-    }
+        first["id"],
+    ]
 
 
 async def test_conversations_not_in_file_and_eligible(
