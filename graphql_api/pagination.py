@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 from uuid import UUID
 
@@ -26,33 +25,43 @@ class InvalidCursor(ValueError):
     """A cursor that this server did not produce."""
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 @dataclass(frozen=True)
 class Cursor:
-    """Position after a row ordered by (`sort_at` DESC, `id` DESC), or by `position`."""
+    """Position after a row ordered by (`sort_at` DESC, `id` DESC), or by `position`.
+
+    Encoded as unpadded URL-safe base64 of `t:<epoch microseconds>:<uuid>` or `p:<position>`:
+    exact, and simple enough that the compiled read path builds the same string in SQL.
+    """
 
     sort_at: datetime | None
     id: UUID | None
     position: int | None = None
 
     def encode(self) -> str:
-        payload = [
-            self.sort_at.isoformat() if self.sort_at else None,
-            str(self.id) if self.id else None,
-            self.position,
-        ]
-        return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()
+        if self.position is not None:
+            text = f"p:{self.position}"
+        else:
+            assert self.sort_at is not None and self.id is not None
+            text = f"t:{(self.sort_at - EPOCH) // _MICROSECOND}:{self.id}"
+        return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
 
     @classmethod
     def decode(cls, raw: str) -> Cursor:
         try:
-            sort_at, id_, position = json.loads(base64.urlsafe_b64decode(raw.encode()))
-            return cls(
-                sort_at=datetime.fromisoformat(sort_at) if sort_at else None,
-                id=UUID(id_) if id_ else None,
-                position=None if position is None else int(position),
-            )
-        except (ValueError, TypeError, binascii.Error, UnicodeError):
-            raise InvalidCursor(f"cursor {raw!r} is not valid") from None
+            text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+            kind, _, rest = text.partition(":")
+            if kind == "p":
+                return cls(None, None, int(rest))
+            if kind == "t":
+                micros, _, id_ = rest.partition(":")
+                return cls(EPOCH + int(micros) * _MICROSECOND, UUID(id_))
+        except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeError):
+            pass
+        raise InvalidCursor(f"cursor {raw!r} is not valid")
 
 
 def check_page_size(first: int | None) -> int:
@@ -79,13 +88,31 @@ def decode_after(after: str | None) -> Cursor | None:
     """The `after` argument of a newest-first list, checked."""
     if not after:
         return None
-    try:
-        cursor = Cursor.decode(after)
-    except InvalidCursor as error:
-        raise InvalidInput(str(error)) from None
+    cursor = _decoded(after)
     if cursor.sort_at is None or cursor.id is None or not _storable(cursor.sort_at):
         raise InvalidInput(f"cursor {after!r} does not belong to this list")
     return cursor
+
+
+_MAX_POSITION = 2**31 - 1
+
+
+def decode_position(after: str | None) -> int:
+    """The `after` argument of a list in file order: the position it points at, -1 for none."""
+    if not after:
+        return -1
+    cursor = _decoded(after)
+    # Positions are non-negative int4s; anything else was not made here (and would fail in SQL).
+    if cursor.position is None or not 0 <= cursor.position <= _MAX_POSITION:
+        raise InvalidInput(f"cursor {after!r} does not belong to this list")
+    return cursor.position
+
+
+def _decoded(after: str) -> Cursor:
+    try:
+        return Cursor.decode(after)
+    except InvalidCursor as error:
+        raise InvalidInput(str(error)) from None
 
 
 def _storable(moment: datetime) -> bool:

@@ -11,8 +11,7 @@ import strawberry
 from ..db.conversations import ConversationRecord
 from ..db.training_files import TrainingFileRecord
 from ..domain.limits import as_float
-from ..errors import InvalidInput
-from ..pagination import Cursor, InvalidCursor, Page, check_page_size
+from ..pagination import Cursor, Page, check_page_size, decode_position
 from .context import Context
 from .pagination import Connection, to_connection
 from .scalars import BigInt
@@ -125,7 +124,7 @@ class TrainingFile:
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Conversation]:
         limit = check_page_size(first)
-        after_position = _position(after)
+        after_position = decode_position(after)
         key = (self._record.id, after_position, limit + 1)
         items = await info.context.loaders.file_conversations.load(key)
         page: Page[ConversationRecord] = Page(
@@ -158,23 +157,6 @@ class TrainingFile:
             last_updated_at=r.last_updated_at,
             _record=r,
         )
-
-
-_MAX_POSITION = 2**31 - 1
-
-
-def _position(after: str | None) -> int:
-    """The position an `after` cursor of a file's conversations points at; -1 for none."""
-    if not after:
-        return -1
-    try:
-        cursor = Cursor.decode(after)
-    except InvalidCursor as error:
-        raise InvalidInput(str(error)) from None
-    # Positions are non-negative int4s; anything else was not made here (and would fail in SQL).
-    if cursor.position is None or not 0 <= cursor.position <= _MAX_POSITION:
-        raise InvalidInput(f"cursor {after!r} does not belong to this list")
-    return cursor.position
 
 
 def _constant(value: int) -> Callable[[], Awaitable[int]]:

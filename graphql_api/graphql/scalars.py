@@ -1,18 +1,61 @@
-"""Custom scalars, registered through `StrawberryConfig(scalar_map=...)`."""
+"""Custom scalars, registered through `StrawberryConfig(scalar_map=...)`.
+
+Dates and times have one exact text form each, so typed clients can map them (`@specifiedBy`)
+and the compiled read path writes byte for byte what the resolvers write.
+"""
 
 from __future__ import annotations
 
-from typing import NewType
+import datetime as dt
+from typing import Any, NewType
 
 import strawberry
 
 BigInt = NewType("BigInt", int)
 
+RFC_3339 = "https://datatracker.ietf.org/doc/html/rfc3339"
+# What PostgreSQL's to_char writes for the same instant: the compiled read path uses it.
+DATETIME_SQL_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+
+
+def format_datetime(value: dt.datetime) -> str:
+    """RFC 3339 in UTC with microseconds: 2026-12-01T22:01:08.123456Z."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_datetime(value: Any) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        raise ValueError(f"{value!r} has no time zone (RFC 3339 needs one)")
+    return moment
+
+
+def format_date(value: dt.date) -> str:
+    return value.isoformat()
+
+
 SCALAR_MAP = {
     BigInt: strawberry.scalar(
         name="BigInt",
-        description="A whole number that may exceed 32 bits (byte sizes), sent as a JSON number.",
+        description=(
+            "A whole number that may exceed 32 bits (byte sizes), sent as a JSON number; "
+            "it stays below 2^53, so JavaScript's number holds it exactly."
+        ),
         serialize=int,
         parse_value=int,
+    ),
+    dt.datetime: strawberry.scalar(
+        name="DateTime",
+        description="An instant, RFC 3339 in UTC with microseconds: `2026-12-01T22:01:08.123456Z`.",
+        specified_by_url=RFC_3339,
+        serialize=format_datetime,
+        parse_value=parse_datetime,
+    ),
+    dt.date: strawberry.scalar(
+        name="Date",
+        description="A calendar date, RFC 3339 full-date: `2026-12-01`.",
+        specified_by_url=RFC_3339,
+        serialize=format_date,
+        parse_value=dt.date.fromisoformat,
     ),
 }

@@ -79,9 +79,10 @@ class RecordOperationType(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
-        context = self.execution_context.context
-        if isinstance(context, Context):
-            context.operation_type = self.execution_context.operation_type
+        execution = self.execution_context
+        # No document when parsing failed (e.g. past the token limit): nothing to record.
+        if isinstance(execution.context, Context) and execution.graphql_document is not None:
+            execution.context.operation_type = execution.operation_type
 
 
 class _Schema(strawberry.Schema):
