@@ -124,6 +124,11 @@ async def test_a_repeated_read_costs_one_statement_and_an_etag_gives_304(
     client, statements, marker = counted
     request = {"json": {"query": DASHBOARD, "variables": {"first": 20}}}
     headers = bearer(settings, USER)
+    # The first request of a document is validated and answered by the resolvers; later ones
+    # (other variables too) are compiled into one statement.
+    await client.post(
+        "/graphql", headers=headers, json={"query": DASHBOARD, "variables": {"first": 1}}
+    )
     first, computed = await _ask(client, statements, marker, headers=headers, **request)
     again, cached = await _ask(client, statements, marker, headers=headers, **request)
 
@@ -131,7 +136,7 @@ async def test_a_repeated_read_costs_one_statement_and_an_etag_gives_304(
     assert first.json()["data"]["trainingFiles"]["totalCount"] == 1
     assert again.content == first.content
     assert again.headers["etag"] == first.headers["etag"]
-    assert 1 < len(computed) <= 3, computed
+    assert len(computed) == 2, computed  # who the caller is and the version, then the data
     assert cached == ["SELECT version FROM data_version"]
 
     revalidated = await client.post(
@@ -154,7 +159,7 @@ async def test_statements_do_not_grow_with_the_page(
         )
     headers = bearer(settings, USER)
     sizes = {}
-    for first in (1, 13):
+    for first in (2, 1, 13):
         _, sent = await _ask(
             client,
             statements,
@@ -163,7 +168,7 @@ async def test_statements_do_not_grow_with_the_page(
             json={"query": DASHBOARD, "variables": {"first": first}},
         )
         sizes[first] = len(sent)
-    assert sizes[1] == sizes[13] <= 3, sizes
+    assert sizes[1] == sizes[13] == 2, sizes
 
 
 async def test_a_commit_makes_cached_reads_stale(

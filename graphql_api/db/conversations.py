@@ -89,7 +89,7 @@ class ConversationFilter:
 
 
 # One static statement for every combination of filters: an unset filter is NULL.
-_WHERE = """
+LIST_WHERE = """
 WHERE ($1::text IS NULL OR enrichment_status = $1)
   AND ($2::text IS NULL OR persona_key = $2)
   AND ($3::text IS NULL OR emotional_arc_key = $3)
@@ -101,10 +101,10 @@ WHERE ($1::text IS NULL OR enrichment_status = $1)
   AND (NOT $7::boolean OR (enrichment_status = 'completed' AND enriched_file_path IS NOT NULL))
 """
 
-_COUNT = f"SELECT count(*) FROM conversations {_WHERE}"
+_COUNT = f"SELECT count(*) FROM conversations {LIST_WHERE}"
 
 _PAGE = f"""
-SELECT {_COLUMNS} FROM conversations {_WHERE}
+SELECT {_COLUMNS} FROM conversations {LIST_WHERE}
   AND ($8::timestamptz IS NULL OR (created_at, conversation_id) < ($8, $9::uuid))
 ORDER BY created_at DESC, conversation_id DESC
 LIMIT $10

@@ -203,14 +203,14 @@ LIMIT $2
 """
 _FORGET_RETIRED = "DELETE FROM retired_objects WHERE bucket = $1 AND key = $2"
 
-_LIST_WHERE = """
+LIST_WHERE = """
 WHERE ($1::text IS NULL OR status = $1)
   AND ($2::uuid IS NULL OR created_by = $2)
   AND ($3::text IS NULL OR strpos(lower(name), lower($3)) > 0)
 """
-_COUNT = f"SELECT count(*) FROM training_files {_LIST_WHERE}"
+_COUNT = f"SELECT count(*) FROM training_files {LIST_WHERE}"
 _PAGE = f"""
-SELECT {_COLUMNS} FROM training_files {_LIST_WHERE}
+SELECT {_COLUMNS} FROM training_files {LIST_WHERE}
   AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))
 ORDER BY created_at DESC, id DESC
 LIMIT $6

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from starlette.requests import Request
@@ -16,6 +17,9 @@ from ..db.conversations import ConversationRecord
 from ..db.database import Reader
 from ..db.training_files import TrainingFileRecord
 from ..services import Services
+
+if TYPE_CHECKING:
+    from .compiled.executor import CompiledReads
 
 # (file id, after position, limit) -> [(position, conversation)]
 PageKey = tuple[UUID, int, int]
@@ -65,6 +69,8 @@ def make_loaders(reader: Reader) -> Loaders:
 class Context:
     request: Request
     services: Services
+    # Where documents Strawberry validated as queries are trusted for the compiled path.
+    compiled: CompiledReads | None = None
     # Set once the operation is known (RecordOperationType): only queries are cached.
     operation_type: OperationType | None = field(default=None, init=False)
     _loaders: Loaders | None = field(default=None, init=False)

@@ -20,6 +20,7 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
 
 from ..config import Settings
 from ..errors import ErrorCode, Unavailable, UserError
@@ -75,14 +76,24 @@ def _replaced(error: GraphQLError, unavailable: Unavailable) -> GraphQLError:
 
 
 class RecordOperationType(SchemaExtension):
-    """Tells the request's context which kind of operation ran (the view caches queries only)."""
+    """Tells the request's context which kind of operation ran (the view caches queries only),
+    and trusts a query's document for the compiled path once it passed validation."""
 
     def on_operation(self) -> Iterator[None]:
         yield
         execution = self.execution_context
+        context = execution.context
         # No document when parsing failed (e.g. past the token limit): nothing to record.
-        if isinstance(execution.context, Context) and execution.graphql_document is not None:
-            execution.context.operation_type = execution.operation_type
+        if not isinstance(context, Context) or execution.graphql_document is None:
+            return
+        context.operation_type = execution.operation_type
+        if (
+            context.compiled is not None
+            and execution.query is not None
+            and not execution.pre_execution_errors
+            and execution.operation_type is OperationType.QUERY
+        ):
+            context.compiled.trust(execution.query, execution.graphql_document)
 
 
 class _Schema(strawberry.Schema):
