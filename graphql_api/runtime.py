@@ -24,6 +24,7 @@ from .db.migrate import apply_migrations_locked, schema_lock
 from .db.pool import PoolLimits, create_pool
 from .db.writers import WriterPool
 from .storage.base import Storage
+from .storage.links import LinkSigner
 from .storage.local import LocalStorage
 from .storage.s3 import S3Storage
 
@@ -172,9 +173,11 @@ async def _warn_if_privileged(db: Database) -> None:
 
 
 async def open_storage(settings: Settings) -> Storage:
-    """The configured backend; S3 opens one client here, closed by `Storage.close`."""
+    """The configured backend; S3 opens one client here, closed by `Storage.close`. Local
+    storage signs download links to the app's own route, with a key derived from the JWT
+    secret (the route verifies them with the same key)."""
     if settings.s3 is None:
-        return LocalStorage(settings.storage_path)
+        return LocalStorage(settings.storage_path, link_signer=LinkSigner(settings.jwt_secret))
     storage = await S3Storage.open(settings.s3)
     try:
         await storage.check()  # fail at start, naming any bucket that is missing

@@ -10,10 +10,11 @@ from .aggregation.service import DownloadTarget, TrainingFileService
 from .config import Settings
 from .db.database import Database
 from .db.writers import WriterPool
-from .downloads import DOWNLOAD_TTL_SECONDS, DownloadLink, sign_download
+from .domain.limits import LINK_TTL_SECONDS
 from .runtime import Pools, database_urls, open_pools, open_storage, prepare_database
-from .storage.base import Storage
-from .storage.s3 import S3Storage
+from .storage.base import DownloadLink, Storage
+from .storage.links import LinkSigner
+from .storage.local import LocalStorage
 
 
 @dataclass(frozen=True)
@@ -28,29 +29,31 @@ class Services:
     def __post_init__(self) -> None:
         service = TrainingFileService(self.db, self.writers, self.maintenance, self.storage)
         object.__setattr__(self, "training_files", service)
+        _lend_link_signer(self.storage, self.settings)
 
     @classmethod
     def of(cls, settings: Settings, pools: Pools, storage: Storage) -> Services:
         return cls(settings, pools.db, pools.writers, pools.maintenance, storage)
 
     async def download_link(self, target: DownloadTarget, base_url: str) -> DownloadLink:
-        """A link that expires: presigned by the store for S3, else signed and served here."""
-        if isinstance(self.storage, S3Storage):
-            return await self.storage.presigned_download(
-                target.bucket,
-                target.key,
-                filename=target.filename,
-                content_type=target.content_type,
-                ttl_seconds=DOWNLOAD_TTL_SECONDS,
-            )
-        return sign_download(
-            secret=self.settings.jwt_secret,
-            base_url=base_url,
-            bucket=target.bucket,
-            key=target.key,
+        """A link that expires when the product's links do; the storage decides where it points
+        (presigned by the store, or to this app's download route under `base_url`)."""
+        return await self.storage.download_link(
+            target.bucket,
+            target.key,
             filename=target.filename,
             content_type=target.content_type,
+            ttl_seconds=LINK_TTL_SECONDS,
+            base_url=base_url,
         )
+
+
+# TODO(remove once tests/conftest.py builds its LocalStorage with
+# `link_signer=LinkSigner(settings.jwt_secret)`): until then a local storage built without a
+# signer gets the one `runtime.open_storage` gives every storage it opens.
+def _lend_link_signer(storage: Storage, settings: Settings) -> None:
+    if isinstance(storage, LocalStorage) and storage.link_signer is None:
+        storage.link_signer = LinkSigner(settings.jwt_secret)
 
 
 @asynccontextmanager

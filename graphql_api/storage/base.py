@@ -98,6 +98,16 @@ class PendingWrite:
     size: int | None = None  # bytes stored so far, when the backend knows without asking more
 
 
+@dataclass(frozen=True)
+class DownloadLink:
+    """A URL that downloads one object as `filename` until `expires_at`, without credentials."""
+
+    url: str
+    filename: str
+    expires_in_seconds: int
+    expires_at: datetime
+
+
 # What `compose` concatenates: literal bytes, a range of an existing object, or a stream.
 Part = bytes | CopyRange | AsyncIterable[bytes]
 
@@ -164,6 +174,23 @@ class Storage(Protocol):
         """Raise `StorageError` with its `reason` unless every bucket is reachable, really
         takes a write (written, synced, removed) and, where the backend can tell, has at
         least `min_free_bytes` free. Used by /healthz, so it must stay cheap."""
+        ...
+
+    async def download_link(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        filename: str,
+        content_type: str,
+        ttl_seconds: int,
+        base_url: str,
+    ) -> DownloadLink:
+        """A URL that downloads the object as `filename` with `content_type` for
+        `ttl_seconds`, without credentials: presigned by the store, or signed for this app's
+        own download route under `base_url` (the app's address as the client reaches it) when
+        the app serves the backend's objects itself. No request is sent; the object is not
+        checked to exist."""
         ...
 
     async def close(self) -> None: ...

@@ -19,6 +19,7 @@ from .base import (
     BUCKETS,
     CHUNK_SIZE,
     PROBE_PREFIX,
+    DownloadLink,
     InvalidKey,
     ObjectNotFound,
     Part,
@@ -30,6 +31,7 @@ from .base import (
     validate_bucket,
     validate_key,
 )
+from .links import LinkSigner
 
 # The longest file name common filesystems accept, in bytes.
 NAME_MAX = 255
@@ -74,9 +76,13 @@ class LocalStorage:
     Writes go to a temp file beside the target and are renamed over it, so readers see the old
     object or the new one, never a mix. Symlinks inside a bucket are never followed: a key whose
     path passes through one is rejected with `InvalidKey`.
+
+    Nothing but this app can serve the files, so download links point at the app's own route,
+    signed by `link_signer`; a storage opened without one (maintenance, tests) hands out none.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, link_signer: LinkSigner | None = None) -> None:
+        self.link_signer = link_signer
         self.root = Path(root).resolve()
         self.url = self.root.as_uri()
         for bucket in BUCKETS:
@@ -150,6 +156,27 @@ class LocalStorage:
 
     async def probe(self, min_free_bytes: int) -> None:
         await asyncio.to_thread(self._probe, min_free_bytes)
+
+    async def download_link(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        filename: str,
+        content_type: str,
+        ttl_seconds: int,
+        base_url: str,
+    ) -> DownloadLink:
+        if self.link_signer is None:
+            raise RuntimeError("this local storage was opened without a link signer")
+        return self.link_signer.sign(
+            bucket,
+            key,
+            filename=filename,
+            content_type=content_type,
+            ttl_seconds=ttl_seconds,
+            base_url=base_url,
+        )
 
     async def close(self) -> None:
         return None
@@ -277,7 +304,7 @@ async def _open_in_thread(opener: Callable[[], _C]) -> _C:
         raise
 
 
-def _close_result(task: asyncio.Future[_Closeable]) -> None:
+def _close_result(task: asyncio.Future[_C]) -> None:
     if not task.cancelled() and task.exception() is None:
         task.result().close()
 

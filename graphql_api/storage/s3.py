@@ -35,12 +35,12 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from ..downloads import DOWNLOAD_TTL_SECONDS, DownloadLink, content_disposition
 from .base import (
     BUCKETS,
     CHUNK_SIZE,
     PROBE_PREFIX,
     CopyRange,
+    DownloadLink,
     InvalidKey,
     ObjectNotFound,
     Part,
@@ -51,6 +51,7 @@ from .base import (
     validate_bucket,
     validate_key,
 )
+from .links import content_disposition
 from .s3_config import S3Config
 
 logger = logging.getLogger(__name__)
@@ -349,28 +350,18 @@ class S3Storage:
             await self._call("PutObject", name, Bucket=real_bucket, Key=real_key, Body=b"probe")
             await self._call("DeleteObject", name, Bucket=real_bucket, Key=real_key)
 
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        while self._background:  # aborts still running after a cancellation
-            await asyncio.gather(*self._background, return_exceptions=True)
-            await asyncio.sleep(0)  # let their done callbacks run (and maybe add an abort)
-        if self._stack is not None:
-            await self._stack.aclose()
-
-    # -- beyond the protocol -------------------------------------------------------------------
-
-    async def presigned_download(
+    async def download_link(
         self,
         bucket: str,
         key: str,
         *,
         filename: str,
         content_type: str,
-        ttl_seconds: int = DOWNLOAD_TTL_SECONDS,
+        ttl_seconds: int,
+        base_url: str,
     ) -> DownloadLink:
-        """A presigned GET URL that downloads the object as `filename` for `ttl_seconds`.
+        """A presigned GET URL that downloads the object as `filename` for `ttl_seconds`:
+        the client talks to the store, so `base_url` (this app's address) plays no part.
 
         Signing is local (no request is sent); the URL works without credentials.
         """
@@ -404,6 +395,18 @@ class S3Storage:
             expires_in_seconds=ttl_seconds,
             expires_at=now + timedelta(seconds=ttl_seconds),
         )
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        while self._background:  # aborts still running after a cancellation
+            await asyncio.gather(*self._background, return_exceptions=True)
+            await asyncio.sleep(0)  # let their done callbacks run (and maybe add an abort)
+        if self._stack is not None:
+            await self._stack.aclose()
+
+    # -- beyond the protocol -------------------------------------------------------------------
 
     async def create_missing_buckets(self) -> list[str]:
         """Create the buckets that do not exist yet; return the real names created."""
