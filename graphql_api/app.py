@@ -170,3 +170,9 @@ def create_app(
     if services is not None:
         app.state.services = services  # for transports that don't run the lifespan
     return app
+
+
+def worker_app() -> Starlette:
+    """The app of one `serve --workers N` process: settings from the environment, migrations
+    already applied by the process that started the workers."""
+    return create_app(Settings.from_env(), migrate=False)

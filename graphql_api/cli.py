@@ -61,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="don't import demo conversations into an empty database",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes serving the one port (each with its own pools; default 1)",
+    )
     serve.set_defaults(run=_serve)
 
     migrate = commands.add_parser("migrate", help="apply pending database migrations")
@@ -100,11 +107,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve(args: argparse.Namespace) -> None:
+def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .app import create_app
-
+    if not 1 <= args.workers <= 64:
+        console.print("[red]error:[/red] --workers must be between 1 and 64")
+        return 2
     settings = Settings.from_env()
     asyncio.run(_prepare_for_serving(settings, demo=not args.no_demo))
     console.print(
@@ -116,15 +124,33 @@ def _serve(args: argparse.Namespace) -> None:
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; exiting through
     # Python instead of the default action lets the embedded PostgreSQL be stopped at exit.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    uvicorn.run(
-        create_app(settings, migrate=False),
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
+    options = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": "info",
         # In-flight requests get this long to finish after SIGTERM or Ctrl-C; then they are
         # cancelled (their builds clean up after themselves) and the process exits.
-        timeout_graceful_shutdown=int(settings.shutdown_timeout),
-    )
+        "timeout_graceful_shutdown": int(settings.shutdown_timeout),
+    }
+    if args.workers == 1:
+        from .app import create_app
+
+        uvicorn.run(create_app(settings, migrate=False), **options)
+    else:
+        # Each worker process builds its own app (and pools) from the same environment; they
+        # join the embedded PostgreSQL this process started, which stops with the last of them.
+        uvicorn.run("graphql_api.app:worker_app", factory=True, workers=args.workers, **options)
+        _forget_exited_workers(settings)
+    return 0
+
+
+def _forget_exited_workers(settings: Settings) -> None:
+    """Workers that were killed never unregistered from the embedded PostgreSQL, which would
+    keep this last process from stopping it."""
+    if settings.database_url is None:
+        from .db.embedded import forget_dead_processes
+
+        forget_dead_processes(settings.data_dir / "postgres")
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

