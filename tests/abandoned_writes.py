@@ -18,8 +18,9 @@ from typing import Any
 
 from graphql_api.storage.base import PendingWrite, Storage
 from graphql_api.storage.local import LocalStorage
-from graphql_api.storage.s3 import PART_SIZE, S3Storage
+from graphql_api.storage.s3 import S3Storage
 from graphql_api.storage.s3_config import S3Config
+from graphql_api.storage.s3_upload import PART_SIZE
 
 PROJECT = Path(__file__).resolve().parents[1]
 # Past one S3 part, so the upload is a multipart one (locally any size leaves a temp file).

@@ -32,7 +32,7 @@ from graphql_api.storage.base import (
     validate_key,
 )
 from graphql_api.storage.local import LocalStorage
-from graphql_api.storage.s3 import PART_SIZE
+from graphql_api.storage.s3_upload import PART_SIZE
 
 from .disks import fill, remount_read_only, tmpfs
 from .storage_wrappers import FaultyStorage, InjectedFailure

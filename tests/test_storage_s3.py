@@ -32,8 +32,9 @@ from graphql_api.storage.base import (
     iter_bytes,
     read_all,
 )
-from graphql_api.storage.s3 import MIN_PART_SIZE, S3Storage
+from graphql_api.storage.s3 import S3Storage
 from graphql_api.storage.s3_config import S3Config
+from graphql_api.storage.s3_upload import MIN_PART_SIZE
 
 from . import test_storage as contract
 from .storage_wrappers import FaultyS3Storage
