@@ -3,8 +3,9 @@
 
     GET|HEAD /downloads/{bucket}/{key}?filename=..&type=..&expires=<unix>&signature=<hex>
 
-Single `bytes=` ranges are served (206). A link that was tampered with, is incomplete or has
-expired is 403; an object that is not there 404; a range outside it 416.
+Single `bytes=` ranges are served (206). Errors have the error body of every non-GraphQL error
+(`limits.error_body`): 403 FORBIDDEN for a link that was tampered with, is incomplete or has
+expired; 404 NOT_FOUND for an object that is not there; 416 BAD_REQUEST for a range outside it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .domain.limits import LINK_TTL_SECONDS
+from .errors import ErrorCode
+from .limits import error_response
 from .storage.base import (
     DownloadLink,
     InvalidKey,
@@ -58,7 +61,7 @@ async def _download(request: Request) -> Response:
     try:
         _verify(LinkSigner(services.settings.jwt_secret), bucket, key, params)
     except InvalidDownloadLink as error:
-        return _error(403, str(error))
+        return error_response(403, ErrorCode.FORBIDDEN, str(error))
     try:
         validate_bucket(bucket)
         validate_key(key)
@@ -118,17 +121,14 @@ def _headers(filename: str, content_type: str) -> dict[str, str]:
     }
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
 def _not_found() -> JSONResponse:
-    return _error(404, "the file does not exist")
+    return error_response(404, ErrorCode.NOT_FOUND, "the file does not exist")
 
 
-def _unsatisfiable(size: int) -> Response:
+def _unsatisfiable(size: int) -> JSONResponse:
     headers = {"Content-Range": f"bytes */{size}", **_NOT_CACHED}
-    return Response(status_code=416, headers=headers)
+    message = f"the requested range is outside the file's {size} bytes"
+    return error_response(416, ErrorCode.BAD_REQUEST, message, headers=headers)
 
 
 class _RangeNotSatisfiable(Exception):

@@ -12,8 +12,9 @@ duplicates, ownership, status) lives in the service; this module only parses HTT
 service as the bearer token's user and renders the result or the error.
 
 Errors (all JSON). A refused request is `{"error": <message>, "details": [<problem>, ...]}`,
-each problem `{code, message, field, conversation_ids}`; `error` is the message of the only
-problem, or the service's summary followed by every problem's message when there are several.
+each problem `{code, message, field, conversation_ids}` (`limits.error_body`, the body of every
+error the app answers outside GraphQL); `error` is the message of the only problem, or the
+service's summary followed by every problem's message when there are several.
 
     Unauthenticated (no/invalid bearer token)      401, with `WWW-Authenticate: Bearer`
     InvalidInput, Conflict                         400
@@ -23,7 +24,8 @@ problem, or the service's summary followed by every problem's message when there
                                                    infrastructure failures that
                                                    `failures.as_unavailable` maps
     malformed JSON / body not a JSON object        400 (code INVALID_BODY)
-    body larger than MAX_BODY_BYTES                413 (code BODY_TOO_LARGE)
+    body larger than MAX_REQUEST_BYTES             413 (code BODY_TOO_LARGE), answered by the
+                                                   app-wide limit (`limits.BodySizeLimit`)
     anything else                                  500 {"error": "Internal server error",
                                                         "error_id": <hex>}, logged with that
                                                         id and the traceback, never sent
@@ -76,14 +78,13 @@ from .errors import (
 )
 from .failures import as_unavailable
 from .inputs import json_type, parse_uuid
+from .limits import BodyTooLarge, error_body
 from .pagination import MAX_PAGE_SIZE
 from .services import Services
 
 log = logging.getLogger(__name__)
 
 BASE_PATH = "/api/training-files"
-# 80 UUIDs, a 255-character name and a 5000-character description fit many times over.
-MAX_BODY_BYTES = 256 * 1024
 
 _STATUS_OF: tuple[tuple[type[UserError], int], ...] = (
     (Unavailable, 503),
@@ -109,10 +110,6 @@ def rest_routes() -> list[BaseRoute]:
 # -- error mapping (the only place HTTP statuses are chosen) ------------------------------------
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 def _rest_errors(handler: Handler) -> Handler:
     """Turn service errors into the seed's error bodies, a dependency's failure into a 503, and
     anything else into a masked 500."""
@@ -123,10 +120,8 @@ def _rest_errors(handler: Handler) -> Handler:
             return await handler(request)
         except UserError as error:
             return _user_error(error)
-        except _BodyTooLarge:
-            message = f"the request body must be at most {MAX_BODY_BYTES} bytes"
-            too_large = InvalidInput(message, problems=[Problem(ErrorCode.BODY_TOO_LARGE, message)])
-            return _user_error(too_large, status=413)
+        except BodyTooLarge:
+            raise  # the size limit answers it (413), in the same error body
         except Exception as error:
             return _unexpected(request, error)
 
@@ -145,16 +140,17 @@ def _unexpected(request: Request, error: Exception) -> Response:
     return JSONResponse({"error": "Internal server error", "error_id": error_id}, status_code=500)
 
 
-def _user_error(error: UserError, *, status: int | None = None) -> Response:
-    if status is None:
-        status = next((s for kind, s in _STATUS_OF if isinstance(error, kind)), 400)
+def _user_error(error: UserError) -> Response:
+    status = next((s for kind, s in _STATUS_OF if isinstance(error, kind)), 400)
+    body = error_body(_message(error), error.problems)
+    return JSONResponse(body, status, headers=_headers(error))
+
+
+def _message(error: UserError) -> str:
     problems = error.problems
     if len(problems) == 1:
-        message = problems[0].message
-    else:
-        message = f"{error.message}: {'; '.join(p.message for p in problems)}"
-    details = [_problem_json(p) for p in problems]
-    return JSONResponse({"error": message, "details": details}, status, headers=_headers(error))
+        return problems[0].message
+    return f"{error.message}: {'; '.join(p.message for p in problems)}"
 
 
 def _headers(error: UserError) -> dict[str, str] | None:
@@ -163,15 +159,6 @@ def _headers(error: UserError) -> dict[str, str] | None:
     if isinstance(error, Unavailable):
         return {"Retry-After": str(error.retry_after_seconds)}
     return None
-
-
-def _problem_json(problem: Problem) -> dict[str, Any]:
-    return {
-        "code": problem.code,
-        "message": problem.message,
-        "field": problem.field,
-        "conversation_ids": [str(i) for i in problem.conversation_ids],
-    }
 
 
 # -- request parsing --------------------------------------------------------------------------
@@ -191,16 +178,10 @@ def _file_id(request: Request) -> UUID:
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object, read with a size cap; 400 for anything else."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _BodyTooLarge
-    raw = bytearray()
+    """The body as a JSON object; 400 for anything else. Its size is bounded by the app-wide
+    `MAX_REQUEST_BYTES` limit, which refuses a larger body before or while it is read."""
     try:
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > MAX_BODY_BYTES:
-                raise _BodyTooLarge
+        raw = await request.body()
     except ClientDisconnect:
         raise InvalidInput("the request body was cut off") from None
     try:

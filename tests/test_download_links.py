@@ -90,8 +90,10 @@ def assert_refused(response: httpx.Response, backend: Storage) -> None:
     assert response.status_code in (400, 403), response.text
     assert "content-disposition" not in response.headers
     assert OTHER_DATA not in response.content and DATA not in response.content
-    if isinstance(backend, LocalStorage):  # this app's route
+    if isinstance(backend, LocalStorage):  # this app's route: its error body
         assert response.status_code == 403
+        [problem] = response.json()["details"]
+        assert problem["code"] == "FORBIDDEN"
 
 
 async def test_a_link_downloads_the_object_as_named(backend: Storage, fetch: Fetch) -> None:
