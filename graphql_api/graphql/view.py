@@ -88,9 +88,11 @@ class GraphQLView(OfflineGraphQL):
         except Exception as error:
             unavailable = as_unavailable(error)
             if unavailable is None:
+                self.compiled.failed += 1
                 log.warning("compiled read failed; the resolvers answer it", exc_info=True)
                 return None
             return _unavailable(unavailable)
+        self.compiled.answered += 1
         request.state.cache_version = version
         return Response(b'{"data":' + text.encode() + b"}", media_type="application/json")
 

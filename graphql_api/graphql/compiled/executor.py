@@ -34,8 +34,11 @@ class CompiledReads:
         self._schema = schema
         self._max_documents = max_documents
         self._trusted: OrderedDict[str, DocumentNode] = OrderedDict()
-        # How requests of trusted documents were answered (for operators and tests).
+        # How requests of trusted documents went (for operators and tests): compiled, then
+        # answered by their statement or failed (and answered by Strawberry); or declined.
         self.compiled = 0
+        self.answered = 0
+        self.failed = 0
         self.declined = 0
 
     def trust(self, query: str, document: DocumentNode) -> None:

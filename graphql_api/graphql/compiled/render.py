@@ -131,7 +131,8 @@ class Page:
     limit: int
     cursor: Callable[[str], str]
     has_previous: bool
-    total: str
+    # Built only when asked for: building it adds parameters to the statement.
+    total: Callable[[], str]
 
 
 def render_connection(selected: Selected, page: Page, comp: Compilation) -> str:
@@ -167,7 +168,7 @@ def render_connection(selected: Selected, page: Page, comp: Compilation) -> str:
         elif sub.name == "pageInfo":
             pairs.append((sub.key, _page_info(_type_of(sub), sub, name, page, comp)))
         elif sub.name == "totalCount":
-            pairs.append((sub.key, page.total))
+            pairs.append((sub.key, page.total()))
         else:
             raise NotCompilable(f"field {connection.name}.{sub.name}")
     return f"(WITH {name} AS ({page.rows}) SELECT {json_object(pairs)})"
@@ -237,13 +238,12 @@ def _keyset_page(
         f"SELECT {table}.*, row_number() OVER ({order}) AS _n FROM {table} {where} {keyset} "
         f"{order} LIMIT {limit + 1}"
     )
-    total = f"(SELECT count(*) FROM {table} {st.fragment(where_sql, where_values)})"
     return Page(
         rows=rows,
         limit=limit,
         cursor=lambda row: list_cursor(f"{row}.created_at", f"{row}.{id_column}"),
         has_previous=cursor is not None,
-        total=total,
+        total=lambda: f"(SELECT count(*) FROM {table} {st.fragment(where_sql, where_values)})",
     )
 
 
@@ -293,7 +293,7 @@ def _file_conversations(selected: Selected, row: str, comp: Compilation) -> str:
         limit=limit,
         cursor=lambda r: position_cursor(f"{r}.position"),
         has_previous=after >= 0,
-        total=f"{row}.conversation_count",
+        total=lambda: f"{row}.conversation_count",
     )
     return render_connection(selected, page, comp)
 
