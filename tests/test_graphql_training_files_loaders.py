@@ -147,10 +147,16 @@ async def test_nested_page_costs_a_constant_number_of_statements(
     for batch in range(0, 50, 10):
         await asyncio.gather(*(make(n) for n in range(batch, batch + 10)))
 
+    sent = 0
+
     async def statements(first: int) -> tuple[list[str], dict[str, Any]]:
+        # A document the server has not seen yet, so Strawberry's resolvers and loaders answer
+        # it, not the compiled read path (tests/test_compiled_reads.py covers that one).
+        nonlocal sent
+        sent += 1
         await counter.settle(marker)
         counter.statements = []
-        body = await gql(client, NESTED, first=first)
+        body = await gql(client, f"{NESTED}\n# request {sent}", first=first)
         assert "errors" not in body, body
         await counter.settle(marker)
         return counter.statements, body["data"]["trainingFiles"]
