@@ -746,5 +746,5 @@ async def test_an_unreachable_database_is_503(
 
     assert response.headers["retry-after"] == "5"
     assert _assert_error(response, 503) == _unavailable(
-        "DATABASE_UNAVAILABLE", "the database is unreachable (FileNotFoundError); retry later"
+        "DATABASE_UNAVAILABLE", "the database is unreachable; retry later"
     )
