@@ -70,7 +70,14 @@ async def test_oversized_bodies_are_refused_before_parsing(
     query = "{ viewer { id } }" + " " * settings.max_request_bytes
     response = await client.post("/graphql", json={"query": query})
     assert response.status_code == 413
-    assert "larger than" in response.json()["error"]
+    assert response.json() == {
+        "errors": [
+            {
+                "message": f"request body larger than {settings.max_request_bytes} bytes",
+                "extensions": {"code": "BODY_TOO_LARGE"},
+            }
+        ]
+    }
 
 
 async def _chunks(data: bytes) -> AsyncIterator[bytes]:

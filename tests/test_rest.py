@@ -545,8 +545,14 @@ async def test_several_problems_are_all_reported(client: httpx.AsyncClient, db: 
         assert await conn.fetchval("SELECT count(*) FROM training_files") == 0
 
 
-async def test_an_oversized_body_is_413(client: httpx.AsyncClient, db: Database) -> None:
-    huge = {"name": "big", "description": "x" * 300_000, "conversation_ids": [str(uuid4())]}
+async def test_an_oversized_body_is_413(
+    client: httpx.AsyncClient, settings: Settings, db: Database
+) -> None:
+    huge = {
+        "name": "big",
+        "description": "x" * settings.max_request_bytes,
+        "conversation_ids": [str(uuid4())],
+    }
     response = await client.post(API, json=huge)
     assert _assert_error(response, 413)["details"][0]["code"] == "BODY_TOO_LARGE"
     assert await _file_row(db, "big") is None
