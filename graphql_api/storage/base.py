@@ -64,11 +64,13 @@ def validate_key(key: str) -> str:
 
 @dataclass(frozen=True)
 class CopyRange:
-    """Bytes `[start, end)` of an existing object in the same bucket."""
+    """Bytes `[start, end)` of an existing object: in `bucket`, else in the bucket being
+    written to."""
 
     key: str
     start: int
     end: int
+    bucket: str | None = None
 
 
 @dataclass(frozen=True)
