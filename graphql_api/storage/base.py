@@ -207,7 +207,8 @@ async def stream_parts(
             if part:
                 yield part
         elif isinstance(part, CopyRange):
-            async for chunk in storage.get_range(bucket, part.key, part.start, part.end):
+            source = part.bucket or bucket
+            async for chunk in storage.get_range(source, part.key, part.start, part.end):
                 yield chunk
         else:
             async for chunk in part:
