@@ -12,8 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -33,22 +32,19 @@ from ..domain.limits import LINK_TTL_SECONDS, TARGET_MODEL, VERTICAL, cents, per
 from ..domain.vocabulary import CONSULTANT_PROFILE as DEFAULT_CONSULTANT_PROFILE
 from ..errors import Conflict, ErrorCode, Forbidden, NotFound, ProblemList
 from ..pagination import Cursor, Page, keyset_page
-from ..storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, CopyRange, Part, Storage, read_all
+from ..storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, CopyRange, Storage, read_all
+from . import pieces
 from .format import (
     JSON_FOOTER,
-    ConversationEntry,
     Distribution,
     FileHeader,
     QualitySummary,
-    ScaffoldingEntry,
     json_conversation,
     json_header,
     jsonl_header,
     jsonl_lines,
 )
 from .requests import check_description, check_ids, check_name
-
-_QUEUE_DEPTH = 4  # rendered conversations buffered per object: bounds memory
 
 
 @dataclass(frozen=True)
@@ -255,34 +251,12 @@ class TrainingFileService:
         json_key = f"{file_id}/v{number}/training.json"
         jsonl_key = f"{file_id}/v{number}/training.jsonl"
         json_head, jsonl_head = json_header(header), jsonl_header(header)
-
-        json_pieces: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUE_DEPTH)
-        jsonl_pieces: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUE_DEPTH)
-        json_parts: list[Part] = [json_head]
-        jsonl_parts: list[Part] = [jsonl_head]
-        if current is not None:
-            json_parts.append(
-                _old_body(current.json_file_path, current.json_body_start, current.json_body_end)
-            )
-            jsonl_parts.append(
-                _old_body(current.jsonl_file_path, current.jsonl_body_start, current.jsonl_body_end)
-            )
-        json_parts += [_drain(json_pieces), JSON_FOOTER]
-        jsonl_parts.append(_drain(jsonl_pieces))
-
-        old_json_body = (
-            (current.json_body_end or 0) - (current.json_body_start or 0) if current else 0
-        )
-        old_jsonl_body = (
-            (current.jsonl_body_end or 0) - (current.jsonl_body_start or 0) if current else 0
-        )
+        json_new, jsonl_new = await self._conversation_parts(records, first=current is None)
+        json_parts = [json_head, *_old_body(current, FileFormat.JSON), *json_new]
+        json_parts.append(JSON_FOOTER)
+        jsonl_parts = [jsonl_head, *_old_body(current, FileFormat.JSONL), *jsonl_new]
         try:
             async with asyncio.TaskGroup() as group:
-                rendered = group.create_task(
-                    self._render(
-                        records, first=current is None, json_out=json_pieces, jsonl_out=jsonl_pieces
-                    )
-                )
                 json_size = group.create_task(
                     self._storage.compose(TRAINING_BUCKET, json_key, json_parts)
                 )
@@ -293,9 +267,6 @@ class TrainingFileService:
             await self._delete_quietly(json_key, jsonl_key)
             raise group_error.exceptions[0] from None
 
-        new_json_body, new_jsonl_body = rendered.result()
-        json_body_end = len(json_head) + old_json_body + new_json_body
-        jsonl_body_end = len(jsonl_head) + old_jsonl_body + new_jsonl_body
         return FileVersion(
             version=number,
             json_file_path=json_key,
@@ -303,9 +274,9 @@ class TrainingFileService:
             json_file_size=json_size.result(),
             jsonl_file_size=jsonl_size.result(),
             json_body_start=len(json_head),
-            json_body_end=json_body_end,
+            json_body_end=_length(json_parts[:-1]),
             jsonl_body_start=len(jsonl_head),
-            jsonl_body_end=jsonl_body_end,
+            jsonl_body_end=_length(jsonl_parts),
             conversation_count=stats.conversation_count,
             total_training_pairs=stats.total_pairs,
             trainable_pairs=stats.trainable_pairs,
@@ -317,48 +288,33 @@ class TrainingFileService:
             updated_at=now,
         )
 
-    async def _render(
-        self,
-        records: list[ConversationRecord],
-        *,
-        first: bool,
-        json_out: asyncio.Queue[bytes | None],
-        jsonl_out: asyncio.Queue[bytes | None],
-    ) -> tuple[int, int]:
-        """Feed both uploads conversation by conversation; return the new bodies' sizes."""
-        json_bytes = jsonl_bytes = 0
-        index = 0
-        async for record, document in self._documents(records):
-            entry = _entry(record, document)
-            json_piece = json_conversation(entry, first=first and index == 0)
-            jsonl_piece = jsonl_lines(entry)
-            json_bytes += len(json_piece)
-            jsonl_bytes += len(jsonl_piece)
-            await json_out.put(json_piece)
-            await jsonl_out.put(jsonl_piece)
-            index += 1
-        await json_out.put(None)
-        await jsonl_out.put(None)
-        return json_bytes, jsonl_bytes
+    async def _conversation_parts(
+        self, records: list[ConversationRecord], *, first: bool
+    ) -> tuple[list[bytes | CopyRange], list[bytes | CopyRange]]:
+        """Each conversation's JSON and JSONL parts, in order: ranges of the pieces rendered
+        at import, or (for rows imported before pieces existed) rendered now from the file,
+        at most `fetch_concurrency` files read at once."""
+        limit = asyncio.Semaphore(self._fetch_concurrency)
 
-    async def _documents(
-        self, records: Iterable[ConversationRecord]
-    ) -> AsyncIterator[tuple[ConversationRecord, dict[str, Any]]]:
-        """The parsed enriched files in order, at most `fetch_concurrency` read at once."""
-        pending: deque[asyncio.Task[tuple[ConversationRecord, dict[str, Any]]]] = deque()
-        queue = iter(records)
-        try:
-            for record in queue:
-                pending.append(asyncio.create_task(self._load(record)))
-                if len(pending) >= self._fetch_concurrency:
-                    yield await pending.popleft()
-            while pending:
-                yield await pending.popleft()
-        finally:
-            for task in pending:
-                task.cancel()
+        async def parts_of(
+            index: int, record: ConversationRecord
+        ) -> tuple[bytes | CopyRange, bytes | CopyRange]:
+            leading = first and index == 0
+            if record.pieces_path is not None and record.piece_sizes is not None:
+                return pieces.ranges(record.pieces_path, record.piece_sizes, first=leading)
+            async with limit:
+                document = await self._load(record)
+            entry = pieces.entry_of(
+                record.conversation_id, vars(record), document["training_pairs"]
+            )
+            return json_conversation(entry, first=leading), jsonl_lines(entry)
 
-    async def _load(self, record: ConversationRecord) -> tuple[ConversationRecord, dict[str, Any]]:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(parts_of(i, r)) for i, r in enumerate(records)]
+        both = [task.result() for task in tasks]
+        return [json for json, _ in both], [jsonl for _, jsonl in both]
+
+    async def _load(self, record: ConversationRecord) -> dict[str, Any]:
         assert record.enriched_file_path is not None
         raw = await read_all(self._storage, CONVERSATION_BUCKET, record.enriched_file_path)
         if (
@@ -369,7 +325,8 @@ class TrainingFileService:
                 f"the stored file of conversation {record.conversation_id} does not match its "
                 "record; re-import it"
             )
-        return record, json.loads(raw)
+        document: dict[str, Any] = json.loads(raw)
+        return document
 
     # ------------------------------------------------------------------ helpers
 
@@ -466,14 +423,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _old_body(key: str | None, start: int | None, end: int | None) -> CopyRange:
+def _old_body(current: TrainingFileRecord | None, file_format: FileFormat) -> list[CopyRange]:
+    """The body of the current version's object of `file_format`, copied as one range."""
+    if current is None:
+        return []
+    if file_format is FileFormat.JSON:
+        key, start, end = current.json_file_path, current.json_body_start, current.json_body_end
+    else:
+        key, start, end = current.jsonl_file_path, current.jsonl_body_start, current.jsonl_body_end
     assert key is not None and start is not None and end is not None
-    return CopyRange(key, start, end)
+    return [CopyRange(key, start, end)]
 
 
-async def _drain(queue: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:
-    while (piece := await queue.get()) is not None:
-        yield piece
+def _length(parts: Sequence[bytes | CopyRange]) -> int:
+    """The bytes `parts` (literal bytes and ranges) add up to."""
+    return sum(len(p) if isinstance(p, bytes) else p.end - p.start for p in parts)
 
 
 def _cents(value: Decimal | None) -> Decimal | None:
@@ -508,24 +472,6 @@ def _distribution_for_row(distribution: list[rows.DistributionRow]) -> dict[str,
     for d in distribution:
         result[d.kind].append({"key": d.key, "name": d.name, "count": d.count})
     return result
-
-
-def _entry(record: ConversationRecord, document: dict[str, Any]) -> ConversationEntry:
-    return ConversationEntry(
-        conversation_id=record.conversation_id,
-        created_date=record.source_created_date,
-        total_turns=record.total_turns,
-        quality_tier=record.tier,
-        scaffolding=ScaffoldingEntry(
-            persona_key=record.persona_key or "",
-            persona_name=record.persona_name or "",
-            emotional_arc_key=record.emotional_arc_key or "",
-            emotional_arc=record.emotional_arc_name or "",
-            training_topic_key=record.training_topic_key or "",
-            training_topic=record.training_topic_name or "",
-        ),
-        training_pairs=document["training_pairs"],
-    )
 
 
 async def training_file_page(

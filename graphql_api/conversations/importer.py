@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,7 +12,9 @@ from uuid import UUID
 
 import asyncpg
 
+from ..aggregation import pieces
 from ..db import conversations as conversation_rows
+from ..db.conversations import ConversationRecord
 from ..db.writers import LockKind, WriterPool
 from ..storage.base import CONVERSATION_BUCKET, Storage, iter_bytes
 from .analysis import ConversationAnalysis, analyze
@@ -90,26 +93,23 @@ class ConversationImporter:
             if existing and existing.enriched_file_sha256 == analysis.sha256:
                 return ImportResult(source, Outcome.UNCHANGED, conversation_id, warnings)
 
-            key = storage_key(analysis)
-            await self._storage.put(CONVERSATION_BUCKET, key, iter_bytes(raw))
+            values = _row_values(analysis, storage_key(analysis), raw)
+            stored = await self._store(conversation_id, raw, values)
+            kept = _stored_keys(existing)
             try:
                 async with locked.session() as conn:
                     previous = await conversation_rows.lock(conn, conversation_id)
                     await self._refuse_if_in_training_file(conn, conversation_id, previous)
-                    await conversation_rows.upsert(
-                        conn, conversation_id, self._created_by, _row_values(analysis, key, raw)
-                    )
+                    await conversation_rows.upsert(conn, conversation_id, self._created_by, values)
             except _Refused as refusal:
-                await self._forget(key, keep=existing.enriched_file_path if existing else None)
+                await self._forget(stored - kept)
                 return ImportResult(
                     source, Outcome.REFUSED, conversation_id, warnings, (str(refusal),)
                 )
             except BaseException:
-                await self._forget(key, keep=existing.enriched_file_path if existing else None)
+                await self._forget(stored - kept)
                 raise
-
-            if previous and previous.enriched_file_path and previous.enriched_file_path != key:
-                await self._storage.delete(CONVERSATION_BUCKET, previous.enriched_file_path)
+            await self._forget(_stored_keys(previous) - stored)
         outcome = Outcome.UPDATED if previous else Outcome.IMPORTED
         return ImportResult(source, outcome, conversation_id, warnings)
 
@@ -127,9 +127,29 @@ class ConversationImporter:
                 "Import it as a new conversation (new dataset_name) instead."
             )
 
-    async def _forget(self, key: str, *, keep: str | None) -> None:
-        if key != keep:
+    async def _store(self, conversation_id: UUID, raw: bytes, values: dict[str, Any]) -> set[str]:
+        """Store the file and its rendered pieces; record the pieces in `values`; return the
+        keys written."""
+        document = json.loads(raw)
+        rendered = pieces.render(
+            pieces.entry_of(conversation_id, values, document["training_pairs"])
+        )
+        pieces_path = pieces.pieces_key(conversation_id, values["enriched_file_sha256"])
+        values |= {"pieces_path": pieces_path, "piece_sizes": [len(p) for p in rendered]}
+        await self._storage.put(CONVERSATION_BUCKET, values["enriched_file_path"], iter_bytes(raw))
+        await self._storage.put(CONVERSATION_BUCKET, pieces_path, iter_bytes(b"".join(rendered)))
+        return {values["enriched_file_path"], pieces_path}
+
+    async def _forget(self, keys: set[str]) -> None:
+        for key in sorted(keys):
             await self._storage.delete(CONVERSATION_BUCKET, key)
+
+
+def _stored_keys(record: ConversationRecord | None) -> set[str]:
+    """The objects a conversation row points at."""
+    if record is None:
+        return set()
+    return {k for k in (record.enriched_file_path, record.pieces_path) if k}
 
 
 def _row_values(analysis: ConversationAnalysis, key: str, raw: bytes) -> dict[str, Any]:

@@ -35,7 +35,7 @@ WHERE id = ANY($1::uuid[])
 """
 _RETIRED_AMONG = "SELECT key FROM retired_objects WHERE bucket = $1 AND key = ANY($2::text[])"
 _CONVERSATION_FILES = """
-SELECT conversation_id, enriched_file_path FROM conversations
+SELECT conversation_id, enriched_file_path, pieces_path FROM conversations
 WHERE conversation_id = ANY($1::uuid[])
 """
 
@@ -48,7 +48,7 @@ SELECT EXISTS (SELECT 1 FROM training_files
 """
 # Nothing constrains where a conversation row points, so this looks at every row.
 _CONVERSATION_FILE_REFERENCED = (
-    "SELECT EXISTS (SELECT 1 FROM conversations WHERE enriched_file_path = $1)"
+    "SELECT EXISTS (SELECT 1 FROM conversations WHERE $1 IN (enriched_file_path, pieces_path))"
 )
 
 
@@ -100,9 +100,13 @@ async def retired_among(conn: asyncpg.Connection, bucket: str, keys: Sequence[st
 
 async def conversation_files(
     conn: asyncpg.Connection, conversation_ids: Sequence[UUID]
-) -> dict[UUID, str | None]:
+) -> dict[UUID, set[str]]:
+    """The objects each conversation row points at: its file and its rendered pieces."""
     rows = await conn.fetch(_CONVERSATION_FILES, list(conversation_ids))
-    return {row["conversation_id"]: row["enriched_file_path"] for row in rows}
+    return {
+        row["conversation_id"]: {k for k in (row["enriched_file_path"], row["pieces_path"]) if k}
+        for row in rows
+    }
 
 
 async def training_object_referenced(

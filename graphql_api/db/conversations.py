@@ -46,6 +46,9 @@ class ConversationRecord:
     quality_min: Decimal | None
     quality_max: Decimal | None
     human_reviewed_count: int
+    # The conversation's part of each training-file object, rendered at import (None before).
+    pieces_path: str | None
+    piece_sizes: list[int] | None
     created_by: UUID | None
     created_at: datetime
     updated_at: datetime

@@ -18,7 +18,8 @@ from ..storage.base import CONVERSATION_BUCKET, PROBE_PREFIX, TRAINING_BUCKET
 
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _TRAINING_KEY = re.compile(rf"^({_UUID})/v([1-9][0-9]*)/[a-z0-9_-][a-z0-9._-]*$")
-_CONVERSATION_KEY = re.compile(rf"^({_UUID})/[0-9a-f]{{16}}\.json$")
+# A conversation's file and its rendered pieces (see aggregation/pieces.py).
+_CONVERSATION_KEY = re.compile(rf"^({_UUID})/[0-9a-f]{{16}}\.(json|pieces)$")
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,7 @@ class _References:
 
     files: dict[UUID, sql.FileObjects]
     retired: set[str]
-    conversation_files: dict[UUID, str | None]
+    conversation_files: dict[UUID, set[str]]
 
     @classmethod
     async def of(
@@ -191,8 +191,8 @@ def _orphan_kind(
     if isinstance(placement, ProbeKey):
         return Kind.STALE_PROBE if stored.modified_at < now - PROBE_GRACE else None
     if isinstance(placement, ConversationKey):
-        current = references.conversation_files.get(placement.conversation_id)
-        return None if current == stored.key else Kind.UNREFERENCED_CONVERSATION_FILE
+        current = references.conversation_files.get(placement.conversation_id, set())
+        return None if stored.key in current else Kind.UNREFERENCED_CONVERSATION_FILE
     if stored.key in references.retired:  # an old version, kept until its links expire
         return None
     row = references.files.get(placement.file_id)
