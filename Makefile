@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 serve: install playground-assets
 	$(BIN)/training-files serve
 
-test: install playground-assets
+test: install playground-assets lint
 	$(BIN)/pytest
 
 install: $(STAMP)
@@ -43,6 +43,7 @@ schema: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python -m bench.aggregation

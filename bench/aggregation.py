@@ -311,14 +311,17 @@ async def traced_rows(db: Database, ids: list[UUID]) -> int:
     return held - base
 
 
-def rss_peak(dsn: str, storage_root: Path, ids: list[UUID], n: int, scratch: Path) -> dict:
+def rss_peak(
+    dsn: str, storage_root: Path, ids: list[UUID], n: int, scratch: Path
+) -> dict[str, float]:
     ids_file = scratch / f"rss-ids-{n}.json"
     ids_file.write_text(json.dumps([str(i) for i in ids]))
     command = [sys.executable, "-m", "bench.aggregation", "--rss-child"]
     command += [dsn, str(storage_root), str(ids_file), str(n)]
     project = Path(__file__).resolve().parents[1]
     done = subprocess.run(command, cwd=project, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
 
 
 async def measure_memory(
@@ -333,7 +336,7 @@ async def measure_memory(
     traced: dict[int, int] = {}
     output: dict[int, int] = {}
     held_rows: dict[int, int] = {}
-    rss: dict[int, dict] = {}
+    rss: dict[int, dict[str, float]] = {}
     for n in (SMALL, LARGE):
         traced[n], record = await traced_peak(service, f"bench-mem-{n}", ids[:n])
         output[n] = object_bytes(record)

@@ -110,6 +110,8 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .app import create_app
+
     if not 1 <= args.workers <= 64:
         console.print("[red]error:[/red] --workers must be between 1 and 64")
         return 2
@@ -124,22 +126,21 @@ def _serve(args: argparse.Namespace) -> int:
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; exiting through
     # Python instead of the default action lets the embedded PostgreSQL be stopped at exit.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    options = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": "info",
+    # With one process, the app object; with several, each worker builds its own app (and
+    # pools) from the same environment and joins the embedded PostgreSQL this process started,
+    # which stops with the last of them.
+    uvicorn.run(
+        create_app(settings, migrate=False) if args.workers == 1 else "graphql_api.app:worker_app",
+        factory=args.workers > 1,
+        workers=args.workers,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
         # In-flight requests get this long to finish after SIGTERM or Ctrl-C; then they are
         # cancelled (their builds clean up after themselves) and the process exits.
-        "timeout_graceful_shutdown": int(settings.shutdown_timeout),
-    }
-    if args.workers == 1:
-        from .app import create_app
-
-        uvicorn.run(create_app(settings, migrate=False), **options)
-    else:
-        # Each worker process builds its own app (and pools) from the same environment; they
-        # join the embedded PostgreSQL this process started, which stops with the last of them.
-        uvicorn.run("graphql_api.app:worker_app", factory=True, workers=args.workers, **options)
+        timeout_graceful_shutdown=int(settings.shutdown_timeout),
+    )
+    if args.workers > 1:
         _forget_exited_workers(settings)
     return 0
 

@@ -28,12 +28,12 @@ class Env:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
 
-    def str(self, name: str, default: str | None = None) -> str | None:
+    def text(self, name: str, default: str | None = None) -> str | None:
         value = self._environ.get(name, "")
         return value if value.strip() else default
 
     def cast(self, name: str, cast: Callable[[str], T], default: T) -> T:
-        raw = self.str(name)
+        raw = self.text(name)
         if raw is None:
             return default
         try:
@@ -41,14 +41,14 @@ class Env:
         except ValueError as error:
             raise ConfigError(f"{name} {error}, got {raw!r}") from None
 
-    def int(self, name: str, default: int, *, low: int, high: int) -> int:
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
         return self.cast(name, _bounded(int, "an integer", low, high), default)
 
     def seconds(self, name: str, default: float) -> float:
         """A duration in seconds (fractions allowed), more than 0 and at most a day."""
         return self.cast(name, _seconds, default)
 
-    def bool(self, name: str, default: bool) -> bool:
+    def flag(self, name: str, default: bool) -> bool:
         return self.cast(name, _boolean, default)
 
 
@@ -123,50 +123,52 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = Env(os.environ if environ is None else environ)
-        data_dir = Path(env.str("DATA_DIR", ".data") or ".data").expanduser().resolve()
-        storage_url = _storage_url(env.str("STORAGE_URL"), data_dir)
-        assets = env.str("PLAYGROUND_ASSETS_DIR")
+        data_dir = Path(env.text("DATA_DIR", ".data") or ".data").expanduser().resolve()
+        storage_url = _storage_url(env.text("STORAGE_URL"), data_dir)
+        assets = env.text("PLAYGROUND_ASSETS_DIR")
         return cls(
             data_dir=data_dir,
             database_url=_database_url(env, "DATABASE_URL"),
             database_owner_url=_database_url(env, "DATABASE_OWNER_URL"),
             storage_url=storage_url,
             s3=_s3(env) if storage_url == "s3://" else None,
-            jwt_secret=_jwt_secret(env.str("JWT_SECRET"), data_dir),
-            jwt_audience=env.str("JWT_AUDIENCE"),
-            host=env.str("HOST", "127.0.0.1") or "127.0.0.1",
-            port=env.int("PORT", 8000, low=1, high=65535),
-            demo_conversations=env.int("DEMO_CONVERSATIONS", 200, low=0, high=100_000),
-            cors_origins=_origins(env.str("CORS_ORIGINS")),
-            max_request_bytes=env.int(
+            jwt_secret=_jwt_secret(env.text("JWT_SECRET"), data_dir),
+            jwt_audience=env.text("JWT_AUDIENCE"),
+            host=env.text("HOST", "127.0.0.1") or "127.0.0.1",
+            port=env.integer("PORT", 8000, low=1, high=65535),
+            demo_conversations=env.integer("DEMO_CONVERSATIONS", 200, low=0, high=100_000),
+            cors_origins=_origins(env.text("CORS_ORIGINS")),
+            max_request_bytes=env.integer(
                 "MAX_REQUEST_BYTES", cls.max_request_bytes, low=1024, high=1 << 30
             ),
-            graphql_max_depth=env.int("GRAPHQL_MAX_DEPTH", cls.graphql_max_depth, low=2, high=100),
-            graphql_max_aliases=env.int(
+            graphql_max_depth=env.integer(
+                "GRAPHQL_MAX_DEPTH", cls.graphql_max_depth, low=2, high=100
+            ),
+            graphql_max_aliases=env.integer(
                 "GRAPHQL_MAX_ALIASES", cls.graphql_max_aliases, low=0, high=10_000
             ),
-            graphql_max_tokens=env.int(
+            graphql_max_tokens=env.integer(
                 "GRAPHQL_MAX_TOKENS", cls.graphql_max_tokens, low=100, high=1_000_000
             ),
-            graphql_introspection=env.bool("GRAPHQL_INTROSPECTION", cls.graphql_introspection),
-            database_pool_size=env.int(
+            graphql_introspection=env.flag("GRAPHQL_INTROSPECTION", cls.graphql_introspection),
+            database_pool_size=env.integer(
                 "DATABASE_POOL_SIZE", cls.database_pool_size, low=2, high=1000
             ),
             database_pool_timeout=env.seconds("DATABASE_POOL_TIMEOUT", cls.database_pool_timeout),
             database_statement_timeout=env.seconds(
                 "DATABASE_STATEMENT_TIMEOUT", cls.database_statement_timeout
             ),
-            writer_connections=env.int(
+            writer_connections=env.integer(
                 "WRITER_CONNECTIONS", cls.writer_connections, low=1, high=100
             ),
             lock_timeout=env.seconds("LOCK_TIMEOUT", cls.lock_timeout),
             shutdown_timeout=env.seconds("SHUTDOWN_TIMEOUT", cls.shutdown_timeout),
-            health_min_free_bytes=env.int(
+            health_min_free_bytes=env.integer(
                 "HEALTH_MIN_FREE_BYTES", cls.health_min_free_bytes, low=0, high=1 << 50
             ),
             cleanup_interval=env.seconds("CLEANUP_INTERVAL", cls.cleanup_interval),
             playground_assets_dir=Path(assets) if assets else None,
-            response_cache_bytes=env.int(
+            response_cache_bytes=env.integer(
                 "RESPONSE_CACHE_BYTES", cls.response_cache_bytes, low=0, high=1 << 40
             ),
         )
@@ -185,7 +187,7 @@ def _origins(raw: str | None) -> tuple[str, ...]:
 
 
 def _database_url(env: Env, name: str) -> str | None:
-    raw = env.str(name)
+    raw = env.text(name)
     if raw is None:
         return None
     if urlparse(raw).scheme not in ("postgres", "postgresql"):
@@ -228,33 +230,40 @@ _S3_VARIABLES = {
 
 
 def _s3(env: Env) -> S3Config:
-    prefix = (env.str("S3_KEY_PREFIX") or "").strip("/")
+    prefix = (env.text("S3_KEY_PREFIX") or "").strip("/")
     try:
         return S3Config(
-            endpoint_url=env.str("S3_ENDPOINT_URL"),
-            public_endpoint_url=env.str("S3_PUBLIC_ENDPOINT_URL"),
-            region=env.str("AWS_REGION") or env.str("AWS_DEFAULT_REGION") or "us-east-1",
-            access_key_id=env.str("AWS_ACCESS_KEY_ID"),
-            secret_access_key=env.str("AWS_SECRET_ACCESS_KEY"),
+            endpoint_url=env.text("S3_ENDPOINT_URL"),
+            public_endpoint_url=env.text("S3_PUBLIC_ENDPOINT_URL"),
+            region=env.text("AWS_REGION") or env.text("AWS_DEFAULT_REGION") or "us-east-1",
+            access_key_id=env.text("AWS_ACCESS_KEY_ID"),
+            secret_access_key=env.text("AWS_SECRET_ACCESS_KEY"),
             buckets={
-                bucket: env.str(_S3_VARIABLES[bucket]) or bucket
+                bucket: env.text(_S3_VARIABLES[bucket]) or bucket
                 for bucket in (CONVERSATION_BUCKET, TRAINING_BUCKET)
             },
             key_prefix=f"{prefix}/" if prefix else "",
-            create_buckets=env.bool("S3_CREATE_BUCKETS", False),
+            create_buckets=env.flag("S3_CREATE_BUCKETS", False),
             addressing_style=env.cast("S3_ADDRESSING_STYLE", _addressing_style, "path"),
-            server_side_copy=env.bool("S3_SERVER_SIDE_COPY", True),
+            server_side_copy=env.flag("S3_SERVER_SIDE_COPY", True),
         )
     except InvalidS3Config as error:
         name = _S3_VARIABLES.get(error.field, error.field)
         raise ConfigError(f"{name} {error.reason}") from None
 
 
+_ADDRESSING_STYLES: dict[str, AddressingStyle] = {
+    "path": "path",
+    "virtual": "virtual",
+    "auto": "auto",
+}
+
+
 def _addressing_style(raw: str) -> AddressingStyle:
-    value = raw.lower()
-    if value == "path" or value == "virtual" or value == "auto":
-        return value
-    raise ValueError("must be path, virtual or auto")
+    try:
+        return _ADDRESSING_STYLES[raw.lower()]
+    except KeyError:
+        raise ValueError("must be path, virtual or auto") from None
 
 
 def _jwt_secret(raw: str | None, data_dir: Path) -> str:

@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import datetime
 
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .domain.limits import LINK_TTL_SECONDS
 from .errors import ErrorCode
 from .limits import error_response
 from .storage.base import (
-    DownloadLink,
     InvalidKey,
     ObjectNotFound,
     Storage,
@@ -184,37 +181,3 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
         aclose = getattr(rest, "aclose", None)
         if aclose is not None:
             await aclose()
-
-
-# -- TODO(remove once tests/test_downloads.py and tests/test_graphql_training_files_downloads.py
-# sign with graphql_api.storage.links.LinkSigner): the names those tests still import from here.
-
-DOWNLOAD_TTL_SECONDS = LINK_TTL_SECONDS
-
-
-def sign_download(
-    *,
-    secret: str,
-    base_url: str,
-    bucket: str,
-    key: str,
-    filename: str,
-    content_type: str,
-    ttl_seconds: int = DOWNLOAD_TTL_SECONDS,
-    now: datetime | None = None,
-) -> DownloadLink:
-    return LinkSigner(secret).sign(
-        bucket,
-        key,
-        filename=filename,
-        content_type=content_type,
-        ttl_seconds=ttl_seconds,
-        base_url=base_url,
-        now=now,
-    )
-
-
-def _signature(
-    secret: str, bucket: str, key: str, filename: str, content_type: str, expires: int
-) -> str:
-    return LinkSigner(secret).signature(bucket, key, filename, content_type, expires)

@@ -13,8 +13,6 @@ from .db.writers import WriterPool
 from .domain.limits import LINK_TTL_SECONDS
 from .runtime import Pools, database_urls, open_pools, open_storage, prepare_database
 from .storage.base import DownloadLink, Storage
-from .storage.links import LinkSigner
-from .storage.local import LocalStorage
 
 
 @dataclass(frozen=True)
@@ -29,7 +27,6 @@ class Services:
     def __post_init__(self) -> None:
         service = TrainingFileService(self.db, self.writers, self.maintenance, self.storage)
         object.__setattr__(self, "training_files", service)
-        _lend_link_signer(self.storage, self.settings)
 
     @classmethod
     def of(cls, settings: Settings, pools: Pools, storage: Storage) -> Services:
@@ -46,14 +43,6 @@ class Services:
             ttl_seconds=LINK_TTL_SECONDS,
             base_url=base_url,
         )
-
-
-# TODO(remove once tests/conftest.py builds its LocalStorage with
-# `link_signer=LinkSigner(settings.jwt_secret)`): until then a local storage built without a
-# signer gets the one `runtime.open_storage` gives every storage it opens.
-def _lend_link_signer(storage: Storage, settings: Settings) -> None:
-    if isinstance(storage, LocalStorage) and storage.link_signer is None:
-        storage.link_signer = LinkSigner(settings.jwt_secret)
 
 
 @asynccontextmanager

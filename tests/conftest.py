@@ -30,6 +30,7 @@ from graphql_api.runtime import (
 from graphql_api.runtime import database_urls as runtime_database_urls
 from graphql_api.services import Services
 from graphql_api.storage.base import Storage
+from graphql_api.storage.links import LinkSigner
 from graphql_api.storage.local import LocalStorage
 from graphql_api.storage.s3 import S3Storage
 
@@ -178,12 +179,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
-    """Local storage in a temp dir, or S3 on an emptied moto server when parametrized."""
+async def storage(
+    request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
+) -> AsyncIterator[Storage]:
+    """Local storage in a temp dir (signing links as the server does), or S3 on an emptied moto
+    server when parametrized."""
     if getattr(request, "param", "local") == "s3":
         backend: Storage = await S3Storage.open(request.getfixturevalue("moto").config())
     else:
-        backend = LocalStorage(tmp_path / "storage")
+        backend = LocalStorage(tmp_path / "storage", link_signer=LinkSigner(settings.jwt_secret))
     yield backend
     await backend.close()
 

@@ -7,20 +7,22 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import httpx
 import pytest
 
 from graphql_api.config import Settings
-from graphql_api.downloads import (
-    DOWNLOAD_TTL_SECONDS,
+from graphql_api.domain.limits import LINK_TTL_SECONDS
+from graphql_api.storage.base import (
+    CONVERSATION_BUCKET,
+    TRAINING_BUCKET,
     DownloadLink,
-    _signature,
-    content_disposition,
-    sign_download,
+    InvalidKey,
+    iter_bytes,
 )
-from graphql_api.storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, InvalidKey, iter_bytes
+from graphql_api.storage.links import LinkSigner, content_disposition
 from graphql_api.storage.local import LocalStorage
 
 from .conftest import JWT_SECRET
@@ -43,17 +45,19 @@ async def client(
     return anonymous_client
 
 
-def _link(**overrides) -> DownloadLink:
-    arguments = {
-        "secret": SECRET,
+def _link(**overrides: Any) -> DownloadLink:
+    secret = overrides.pop("secret", SECRET)
+    arguments: dict[str, Any] = {
         "base_url": BASE,
         "bucket": TRAINING_BUCKET,
         "key": KEY,
         "filename": "support-bot v1.jsonl",
         "content_type": NDJSON,
+        "ttl_seconds": LINK_TTL_SECONDS,
     }
     arguments.update(overrides)
-    return sign_download(**arguments)
+    bucket, key = arguments.pop("bucket"), arguments.pop("key")
+    return LinkSigner(secret).sign(bucket, key, **arguments)
 
 
 def _with_query(url: str, **changes: str | None) -> str:
@@ -91,11 +95,11 @@ def test_link_shape() -> None:
     query = parse_qs(parts.query)
     assert query["filename"] == ["support-bot v1.jsonl"]
     assert query["type"] == [NDJSON]
-    assert query["expires"] == [str(int(now.timestamp()) + DOWNLOAD_TTL_SECONDS)]
+    assert query["expires"] == [str(int(now.timestamp()) + LINK_TTL_SECONDS)]
     assert len(query["signature"][0]) == 64
     assert link.filename == "support-bot v1.jsonl"
-    assert link.expires_in_seconds == DOWNLOAD_TTL_SECONDS
-    assert link.expires_at == now + timedelta(seconds=DOWNLOAD_TTL_SECONDS)
+    assert link.expires_in_seconds == LINK_TTL_SECONDS
+    assert link.expires_at == now + timedelta(seconds=LINK_TTL_SECONDS)
 
 
 def test_signing_is_deterministic_and_keyed() -> None:
@@ -109,7 +113,7 @@ def test_signature_does_not_use_the_secret_directly() -> None:
         ["download-v1", TRAINING_BUCKET, KEY, "a.jsonl", NDJSON, 1], separators=(",", ":")
     ).encode()
     direct = hmac.new(SECRET.encode(), message, hashlib.sha256).hexdigest()
-    assert _signature(SECRET, TRAINING_BUCKET, KEY, "a.jsonl", NDJSON, 1) != direct
+    assert LinkSigner(SECRET).signature(TRAINING_BUCKET, KEY, "a.jsonl", NDJSON, 1) != direct
 
 
 def test_signing_refuses_bad_arguments() -> None:
@@ -271,12 +275,12 @@ async def test_path_traversal_without_a_signature(
 async def test_path_traversal_even_with_a_valid_signature(
     client: httpx.AsyncClient, storage: LocalStorage, key: str
 ) -> None:
-    """A signature made for a bad key (which `sign_download` refuses to make) still cannot
+    """A signature made for a bad key (which `LinkSigner.sign` refuses to make) still cannot
     read outside the bucket: the storage's key rules are applied after the signature."""
     (storage.root.parent / "outside.txt").write_text("top secret")
     (storage.root / "outside.txt").write_text("top secret")
     expires = int(datetime.now(UTC).timestamp()) + 60
-    signature = _signature(SECRET, TRAINING_BUCKET, key, "x.jsonl", NDJSON, expires)
+    signature = LinkSigner(SECRET).signature(TRAINING_BUCKET, key, "x.jsonl", NDJSON, expires)
     query = urlencode(
         {"filename": "x.jsonl", "type": NDJSON, "expires": expires, "signature": signature},
         quote_via=quote,

@@ -196,11 +196,12 @@ async def test_a_bug_is_masked_and_logged_at_error_with_its_id_and_traceback(
     conversation_ids: list[UUID],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # A stored file no longer parses and its row has no hash to catch it: a real fault.
+    # A stored file no longer parses, its row has no hash to catch it and no pieces rendered
+    # at import to build from instead: a real fault.
     async with db.session() as conn:
         path = await conn.fetchval(
-            "UPDATE conversations SET enriched_file_sha256 = NULL WHERE conversation_id = $1"
-            " RETURNING enriched_file_path",
+            "UPDATE conversations SET enriched_file_sha256 = NULL, pieces_path = NULL,"
+            " piece_sizes = NULL WHERE conversation_id = $1 RETURNING enriched_file_path",
             conversation_ids[0],
         )
     (storage.root / CONVERSATION_BUCKET / path).write_bytes(b"{ not json")

@@ -15,7 +15,7 @@ import pytest
 from graphql_api.config import Settings
 from graphql_api.db.database import Database
 from graphql_api.db.writers import WriterPool
-from graphql_api.downloads import sign_download
+from graphql_api.storage.links import LinkSigner
 from graphql_api.storage.local import LocalStorage
 
 from .conftest import TRAINING_FILE_SCHEMA
@@ -114,13 +114,13 @@ async def test_tampered_or_expired_download_links_are_refused(
         assert "content-disposition" not in refused.headers
 
     bucket, key = url.path.removeprefix("/downloads/").split("/", 1)
-    expired = sign_download(
-        secret=settings.jwt_secret,
-        base_url="http://testserver",
-        bucket=bucket,
-        key=key,
+    expired = LinkSigner(settings.jwt_secret).sign(
+        bucket,
+        key,
         filename="guarded.json",
         content_type="application/json",
+        ttl_seconds=3600,
+        base_url="http://testserver",
         now=datetime.now(UTC) - timedelta(hours=2),
     )
     refused = await client.get(expired.url)

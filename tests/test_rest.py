@@ -569,7 +569,8 @@ async def test_an_unexpected_failure_is_a_masked_500_with_a_logged_id(
     # to catch it, so building the file fails in a way nothing anticipates.
     async with db.session() as conn:
         path = await conn.fetchval(
-            "UPDATE conversations SET enriched_file_sha256 = NULL WHERE conversation_id = $1"
+            "UPDATE conversations SET enriched_file_sha256 = NULL, pieces_path = NULL,"
+            " piece_sizes = NULL WHERE conversation_id = $1"
             " RETURNING enriched_file_path",
             conversation_ids[0],
         )

@@ -56,7 +56,7 @@ def check_description(description: object, problems: ProblemList) -> str | None:
     return description
 
 
-def check_ids(raw_ids: Sequence[object], problems: ProblemList) -> list[UUID]:
+def check_ids(raw_ids: object, problems: ProblemList) -> list[UUID]:
     field = "conversation_ids"
     if not isinstance(raw_ids, Sequence) or isinstance(raw_ids, str | bytes):
         problems.add(ErrorCode.INVALID_ID, "conversation ids must be a list", field=field)

@@ -80,7 +80,7 @@ class TrainingFileService:
         user_id: UUID,
         name: object,
         description: object,
-        conversation_ids: Sequence[object],
+        conversation_ids: object,
     ) -> TrainingFileRecord:
         problems = ProblemList()
         checked_name = check_name(name, problems)
@@ -116,7 +116,7 @@ class TrainingFileService:
                 raise
 
     async def add_conversations(
-        self, user_id: UUID, training_file_id: UUID, conversation_ids: Sequence[object]
+        self, user_id: UUID, training_file_id: UUID, conversation_ids: object
     ) -> TrainingFileRecord:
         problems = ProblemList()
         ids = check_ids(conversation_ids, problems)
@@ -309,8 +309,11 @@ class TrainingFileService:
             )
             return json_conversation(entry, first=leading), jsonl_lines(entry)
 
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(parts_of(i, r)) for i, r in enumerate(records)]
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(parts_of(i, r)) for i, r in enumerate(records)]
+        except BaseExceptionGroup as group_error:
+            raise group_error.exceptions[0] from None
         both = [task.result() for task in tasks]
         return [json for json, _ in both], [jsonl for _, jsonl in both]
 

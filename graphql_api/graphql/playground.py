@@ -179,7 +179,7 @@ def offline_graphiql_html(assets_url: str) -> str:
     return html
 
 
-class OfflineGraphQL(GraphQL):
+class OfflineGraphQL(GraphQL[Any, Any]):
     """``strawberry.asgi.GraphQL`` whose GraphiQL page loads its files from ``assets_url``.
 
     ``assets_url`` is where :func:`playground_routes` are mounted (normally

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..authentication import Caller
 from ..db.database import DATA_VERSION
+from ..failures import as_unavailable
 
 CACHE_CONTROL = b"private, no-cache"
 
@@ -81,6 +82,8 @@ class CachedGraphQL:
         if entry is not None and entry.version == await _current_version(scope):
             await _send_entry(send, entry, headers.get("if-none-match"))
             return
+        # A miss, a stale entry, or no version to compare with: the view answers (and says
+        # what is wrong if the database is down).
         await self._view(scope, receive, self._keeping(scope, key, headers, send))
 
     def _keeping(self, scope: Scope, key: bytes, headers: Headers, send: Send) -> Send:
@@ -148,10 +151,15 @@ def _etag(body: bytes) -> bytes:
     return b'"' + hashlib.blake2b(body, digest_size=16).hexdigest().encode() + b'"'
 
 
-async def _current_version(scope: Scope) -> int:
+async def _current_version(scope: Scope) -> int | None:
     services: Any = scope["app"].state.services
-    async with services.db.connection() as conn:
-        return int(await conn.fetchval(DATA_VERSION))
+    try:
+        async with services.db.connection() as conn:
+            return int(await conn.fetchval(DATA_VERSION))
+    except Exception as error:
+        if as_unavailable(error) is None:
+            raise
+        return None
 
 
 def _cache_headers(entry: Entry) -> list[tuple[bytes, bytes]]:

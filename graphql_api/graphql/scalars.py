@@ -10,6 +10,7 @@ import datetime as dt
 from typing import Any, NewType
 
 import strawberry
+from strawberry.types.scalar import ScalarDefinition
 
 BigInt = NewType("BigInt", int)
 
@@ -34,7 +35,7 @@ def format_date(value: dt.date) -> str:
     return value.isoformat()
 
 
-SCALAR_MAP = {
+SCALAR_MAP: dict[object, ScalarDefinition] = {
     BigInt: strawberry.scalar(
         name="BigInt",
         description=(

@@ -10,21 +10,24 @@ from ..db.training_files import TrainingFileRecord
 from ..domain import enums
 from ..domain.limits import as_float, percentage
 
-# The domain's enums, exposed as they are (GraphQL shows the member names).
-EnrichmentStatus = strawberry.enum(
+# The domain's enums, exposed as they are (GraphQL shows the member names): registering them
+# with Strawberry marks the classes themselves.
+strawberry.enum(
     enums.EnrichmentStatus, description="Where a conversation is in the enrichment pipeline."
 )
-QualityTier = strawberry.enum(
+strawberry.enum(
     enums.QualityTier, description="Quality tier from the quality score (≥4.5, ≥3.5, ≥2.5, lower)."
 )
-TrainingFileStatus = strawberry.enum(
-    enums.TrainingFileStatus, description="Lifecycle of a training file."
-)
-TrainingFileFormat = strawberry.enum(
+strawberry.enum(enums.TrainingFileStatus, description="Lifecycle of a training file.")
+strawberry.enum(
     enums.FileFormat,
     name="TrainingFileFormat",
     description="Which of a training file's two objects.",
 )
+EnrichmentStatus = enums.EnrichmentStatus
+QualityTier = enums.QualityTier
+TrainingFileStatus = enums.TrainingFileStatus
+TrainingFileFormat = enums.FileFormat
 
 
 @strawberry.type(description="One finding of the import validation.")

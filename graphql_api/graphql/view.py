@@ -3,6 +3,7 @@ requests in GraphQL's error shape, and tells clients when to retry."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from http import HTTPStatus
@@ -36,7 +37,7 @@ class GraphQLView(OfflineGraphQL):
         self.compiled = CompiledReads(schema)
 
     async def get_context(
-        self, request: Request | WebSocket, response: Response | WebSocket | None = None
+        self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         assert isinstance(request, Request)
         context = Context(
@@ -126,7 +127,8 @@ class GraphQLView(OfflineGraphQL):
         ):
             # The version the request's reads started at: anything committed since makes the
             # entry stale at once, so it is never served newer than it is.
-            request.state.cache_version = await context.reader.data_version()
+            with contextlib.suppress(Unavailable):
+                request.state.cache_version = await context.reader.data_version()
         return processed
 
     def create_response(
@@ -176,6 +178,7 @@ def _retry_after(response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse])
         wait
         for result in results
         for error in result.get("errors") or ()
-        if isinstance(wait := (error.get("extensions") or {}).get("retryAfter"), int)
+        if isinstance(error, dict)
+        and isinstance(wait := (error.get("extensions") or {}).get("retryAfter"), int)
     ]
     return max(waits, default=None)

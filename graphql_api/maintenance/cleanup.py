@@ -25,8 +25,9 @@ async def clean_up(writers: WriterPool, storage: Storage) -> Counter[State]:
     db = Database(writers.pool)
     outcome: Counter[State] = Counter()
     async for item in orphans.find(db, storage, orphans.Tally(), datetime.now(UTC)):
-        finding = item
-        if not isinstance(item, Finding):
+        if isinstance(item, Finding):
+            finding: Finding | None = item
+        else:
             finding = await orphans.settle(item, writers, storage, repair=True)
         if finding is not None:
             outcome[finding.state] += 1

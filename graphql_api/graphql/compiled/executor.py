@@ -85,10 +85,10 @@ class CompiledReads:
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
         comp = Compilation(self._schema, Document(fragments, coerced), user_id, Statement())
+        query_type = self._schema._schema.query_type
+        assert query_type is not None
         try:
-            data = render_fields(
-                self._schema._schema.query_type, [operation.selection_set], "", comp
-            )
+            data = render_fields(query_type, [operation.selection_set], "", comp)
         except (NotCompilable, UserError):
             return None
         return CompiledQuery(f"SELECT ({data})::text", comp.statement.params)

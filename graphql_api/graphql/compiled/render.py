@@ -139,32 +139,25 @@ def render_connection(selected: Selected, page: Page, comp: Compilation) -> str:
     connection = _type_of(selected)
     name = comp.statement.alias("page")
 
-    def over_rows(render_row: Callable[[str], str]) -> str:
+    def over_rows(sub: Selected, render_row: Callable[[Selected, str], str]) -> str:
         row = comp.statement.alias("r")
-        return json_array(
-            render_row(row), f"{name} {row} WHERE {row}._n <= {page.limit}", f"{row}._n"
-        )
+        source = f"{name} {row} WHERE {row}._n <= {page.limit}"
+        return json_array(render_row(sub, row), source, f"{row}._n")
+
+    def edge(sub: Selected, row: str) -> str:
+        return _edge(_type_of(sub), sub, row, page, comp)
+
+    def node(sub: Selected, row: str) -> str:
+        return render_object(_type_of(sub), sub, row, comp)
 
     pairs = []
     for sub in collect(connection, selected.selection_sets, comp.document):
         if sub.field is None:
             pairs.append((sub.key, literal(connection.name)))
         elif sub.name == "edges":
-            edge = _type_of(sub)
-            pairs.append(
-                (
-                    sub.key,
-                    over_rows(lambda row, sub=sub, edge=edge: _edge(edge, sub, row, page, comp)),
-                )
-            )
+            pairs.append((sub.key, over_rows(sub, edge)))
         elif sub.name == "nodes":
-            node = _type_of(sub)
-            pairs.append(
-                (
-                    sub.key,
-                    over_rows(lambda row, sub=sub, node=node: render_object(node, sub, row, comp)),
-                )
-            )
+            pairs.append((sub.key, over_rows(sub, node)))
         elif sub.name == "pageInfo":
             pairs.append((sub.key, _page_info(_type_of(sub), sub, name, page, comp)))
         elif sub.name == "totalCount":

@@ -18,7 +18,7 @@ from graphql import (
     InlineFragmentNode,
     SelectionSetNode,
 )
-from graphql.execution.values import get_directive_values
+from graphql.execution.values import VariableValues, get_directive_values
 
 from .sql import NotCompilable
 
@@ -40,7 +40,7 @@ class Selected:
 @dataclass(frozen=True)
 class Document:
     fragments: dict[str, FragmentDefinitionNode]
-    variables: dict[str, Any]
+    variables: VariableValues
 
 
 def collect(
