@@ -8,13 +8,19 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 from urllib.parse import unquote, urlparse
 
 from .storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET
 from .storage.s3_config import AddressingStyle, InvalidS3Config, S3Config
 
 T = TypeVar("T")
+
+# Where the data dir came from, so a command that finds nothing there can say which to change.
+DataDirSource = Literal["command line", "DATA_DIR", "default"]
+# Where the JWT secret came from; "none": a command that signs nothing was not allowed to make
+# one, and holds a throwaway that no server accepts.
+SecretSource = Literal["JWT_SECRET", "data dir", "none"]
 
 
 class ConfigError(Exception):
@@ -114,6 +120,8 @@ class Settings:
     cleanup_interval: float = 600.0
     playground_assets_dir: Path | None = None
     response_cache_bytes: int = 64 * 1024 * 1024
+    data_dir_source: DataDirSource = "DATA_DIR"
+    jwt_secret_source: SecretSource = "JWT_SECRET"
 
     @property
     def storage_path(self) -> Path:
@@ -121,18 +129,30 @@ class Settings:
         return Path(unquote(urlparse(self.storage_url).path))
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        data_dir: Path | None = None,
+        create_secret: bool = True,
+    ) -> Settings:
+        """`data_dir` (the command line's `--data-dir`) wins over `DATA_DIR`. Without
+        `create_secret`, a missing secret is not generated: only the server may mint the one
+        its tokens are checked against."""
         env = Env(os.environ if environ is None else environ)
-        data_dir = Path(env.text("DATA_DIR", ".data") or ".data").expanduser().resolve()
+        data_dir, data_dir_source = _data_dir(env, data_dir)
         storage_url = _storage_url(env.text("STORAGE_URL"), data_dir)
         assets = env.text("PLAYGROUND_ASSETS_DIR")
+        jwt_secret, jwt_secret_source = _jwt_secret(env.text("JWT_SECRET"), data_dir, create_secret)
         return cls(
             data_dir=data_dir,
+            data_dir_source=data_dir_source,
             database_url=_database_url(env, "DATABASE_URL"),
             database_owner_url=_database_url(env, "DATABASE_OWNER_URL"),
             storage_url=storage_url,
             s3=_s3(env) if storage_url == "s3://" else None,
-            jwt_secret=_jwt_secret(env.text("JWT_SECRET"), data_dir),
+            jwt_secret=jwt_secret,
+            jwt_secret_source=jwt_secret_source,
             jwt_audience=env.text("JWT_AUDIENCE"),
             host=env.text("HOST", "127.0.0.1") or "127.0.0.1",
             port=env.integer("PORT", 8000, low=1, high=65535),
@@ -172,6 +192,14 @@ class Settings:
                 "RESPONSE_CACHE_BYTES", cls.response_cache_bytes, low=0, high=1 << 40
             ),
         )
+
+
+def _data_dir(env: Env, given: Path | None) -> tuple[Path, DataDirSource]:
+    source: DataDirSource = "command line" if given else "DATA_DIR"
+    raw = given or env.text("DATA_DIR")
+    if raw is None:
+        raw, source = ".data", "default"
+    return Path(raw).expanduser().resolve(), source
 
 
 def _origins(raw: str | None) -> tuple[str, ...]:
@@ -266,23 +294,28 @@ def _addressing_style(raw: str) -> AddressingStyle:
         raise ValueError("must be path, virtual or auto") from None
 
 
-def _jwt_secret(raw: str | None, data_dir: Path) -> str:
-    """The configured secret, else one generated on first start and kept in the data dir."""
+def _jwt_secret(raw: str | None, data_dir: Path, create: bool) -> tuple[str, SecretSource]:
+    """The configured secret, else the one generated on the server's first start and kept in
+    the data dir (generated now when `create`)."""
     if raw:
         if len(raw) < 32:
             raise ConfigError("JWT_SECRET must be at least 32 characters long")
-        return raw
+        return raw, "JWT_SECRET"
     path = data_dir / "jwt-secret"
     try:
-        return path.read_text().strip()
+        return path.read_text().strip(), "data dir"
     except FileNotFoundError:
         pass
+    if not create:
+        # Never written: what a command signs with it is refused everywhere, so it can't pass
+        # for the server's (the command line refuses before signing anything with it).
+        return secrets.token_urlsafe(48), "none"
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process won the race: use its secret
-        return path.read_text().strip()
+        return path.read_text().strip(), "data dir"
     with os.fdopen(fd, "w") as f:
         f.write(secret + "\n")
-    return secret
+    return secret, "data dir"
