@@ -174,6 +174,32 @@ def test_supabase_style_token_with_audience() -> None:
     assert viewer.claims["email"] == "a@example.com"
 
 
+ISSUER = "https://project-ref.supabase.co/auth/v1"
+
+
+def test_wrong_issuer() -> None:
+    token = _token({"iss": "https://other-ref.supabase.co/auth/v1"})
+    assert f"iss must be '{ISSUER}'" in _refusal(f"Bearer {token}", issuer=ISSUER)
+
+
+def test_missing_issuer_when_one_is_configured() -> None:
+    assert "no iss claim" in _refusal(f"Bearer {_token()}", issuer=ISSUER)
+
+
+def test_issuer_ignored_when_not_configured() -> None:
+    token = _token({"iss": "anyone"})
+    assert authenticate(f"Bearer {token}", secret=SECRET).user_id == USER
+    assert authenticate(f"Bearer {_token({'iss': ISSUER})}", secret=SECRET, issuer=ISSUER)
+
+
+def test_asymmetric_tokens_need_a_jwks() -> None:
+    """Without JWT_JWKS_URL an RS256 header is refused before any key is looked at."""
+    header = _b64({"alg": "RS256", "typ": "JWT", "kid": "k1"})
+    payload = _b64({"sub": str(USER), "exp": _now() + 600})
+    message = _refusal(f"Bearer {header}.{payload}.c2ln")
+    assert "'RS256' is not accepted: tokens must be signed with HS256" in message
+
+
 def test_mint_token_round_trip() -> None:
     token = mint_token(USER, secret=SECRET)
     viewer = authenticate(f"Bearer {token}", secret=SECRET)
@@ -191,6 +217,14 @@ def test_mint_token_with_audience_and_clock() -> None:
     assert viewer.claims["aud"] == "authenticated"
     assert viewer.claims["iat"] == int(now.timestamp())
     assert viewer.claims["exp"] == int(now.timestamp()) + 120
+
+
+def test_mint_token_with_issuer() -> None:
+    token = mint_token(USER, secret=SECRET, issuer=ISSUER)
+    assert authenticate(f"Bearer {token}", secret=SECRET, issuer=ISSUER).claims["iss"] == ISSUER
+    assert (
+        "iss" not in authenticate(f"Bearer {mint_token(USER, secret=SECRET)}", secret=SECRET).claims
+    )
 
 
 def test_minted_token_expires() -> None:
