@@ -153,7 +153,7 @@ def create_app(
         Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes),
         Middleware(
             AuthenticationMiddleware,
-            backend=BearerTokens(secret=settings.jwt_secret, audience=settings.jwt_audience),
+            backend=BearerTokens.from_settings(settings),
         ),
     ]
     if settings.cors_origins:

@@ -4,17 +4,27 @@ bearer token of each request into `request.user`.
 A request without a valid token is not refused here: it gets an `Anonymous` user carrying the
 reason, raised only when something needs the caller (`caller_id`). So GraphQL introspection
 (the playground) works without a token, while every data resolver and REST route asks for one.
+
+With `JWT_JWKS_URL`, the backend also holds the issuer's public keys (`JwksCache`); they are
+loaded when the backend is built, so a key set that cannot be loaded fails the start.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+from urllib.parse import urlparse
 from uuid import UUID
 
 from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser
 from starlette.requests import HTTPConnection
 
-from .auth import Viewer, authenticate
+from .auth import ClaimRules, Viewer, authenticate_bearer
+from .config import ConfigError, Settings
 from .errors import Unauthenticated
+from .jwks import JwksCache, JwksError, load_key_set, log_changes
+
+log = logging.getLogger(__name__)
 
 
 class Caller(BaseUser):
@@ -38,18 +48,81 @@ class Caller(BaseUser):
 
 
 class BearerTokens(AuthenticationBackend):
-    def __init__(self, *, secret: str, audience: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        secret: str,
+        audience: str | None,
+        issuer: str | None = None,
+        keys: JwksCache | None = None,
+    ) -> None:
         self._secret = secret
-        self._audience = audience
+        self._rules = ClaimRules(audience=audience, issuer=issuer)
+        self._keys = keys
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BearerTokens:
+        """The backend the settings describe; loads the JWKS now (`ConfigError` if it cannot)."""
+        return cls(
+            secret=settings.jwt_secret,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            keys=signing_keys(settings),
+        )
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser]:
         try:
-            viewer = authenticate(
-                conn.headers.get("authorization"), secret=self._secret, audience=self._audience
+            viewer = await authenticate_bearer(
+                conn.headers.get("authorization"),
+                secret=self._secret,
+                rules=self._rules,
+                keys=self._keys,
             )
         except Unauthenticated as refusal:
             return AuthCredentials(), Caller(None, refusal)
         return AuthCredentials(["authenticated"]), Caller(viewer)
+
+
+def signing_keys(settings: Settings) -> JwksCache | None:
+    """The JWKS of `JWT_JWKS_URL`, loaded once (blocking: called before anything is served),
+    else None. A key set that cannot be loaded is a configuration error: starting without it
+    would refuse every token its keys sign, and hide a mistyped URL until the first user."""
+    url = settings.jwt_jwks_url
+    if url is None:
+        return None
+    _warn_if_plain_http(url)
+    try:
+        keys = load_key_set(url, settings.jwt_jwks_timeout)
+    except JwksError as error:
+        raise ConfigError(
+            f"JWT_JWKS_URL: cannot load the signing keys from {url}: {error}"
+        ) from None
+    log_changes(url, None, keys)
+    return JwksCache(
+        url,
+        keys,
+        refresh_interval=settings.jwt_jwks_refresh_interval,
+        timeout=settings.jwt_jwks_timeout,
+    )
+
+
+def _warn_if_plain_http(url: str) -> None:
+    """Keys fetched over plain HTTP can be replaced by anyone on the path, and with them any
+    token forged; fine on one machine or a private network (self-hosted Supabase's `auth`
+    container), so a warning, not an error."""
+    parsed = urlparse(url)
+    if parsed.scheme != "http" or _is_loopback(parsed.hostname or ""):
+        return
+    log.warning("JWT_JWKS_URL %s is plain http: use https unless the network is private", url)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def caller_id(conn: HTTPConnection) -> UUID:

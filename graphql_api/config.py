@@ -101,6 +101,12 @@ class Settings:
     host: str
     port: int
     demo_conversations: int
+    # Required `iss` claim; None: not checked.
+    jwt_issuer: str | None = None
+    # An http(s):// or file:// JWKS whose RS256 / ES256 keys verify tokens beside JWT_SECRET.
+    jwt_jwks_url: str | None = None
+    jwt_jwks_refresh_interval: float = 600.0
+    jwt_jwks_timeout: float = 5.0
     cors_origins: tuple[str, ...] = ()
     max_request_bytes: int = 1024 * 1024
     graphql_max_depth: int = 12
@@ -154,6 +160,12 @@ class Settings:
             jwt_secret=jwt_secret,
             jwt_secret_source=jwt_secret_source,
             jwt_audience=env.text("JWT_AUDIENCE"),
+            jwt_issuer=env.text("JWT_ISSUER"),
+            jwt_jwks_url=_jwks_url(env.text("JWT_JWKS_URL")),
+            jwt_jwks_refresh_interval=env.seconds(
+                "JWT_JWKS_REFRESH_INTERVAL", cls.jwt_jwks_refresh_interval
+            ),
+            jwt_jwks_timeout=env.seconds("JWT_JWKS_TIMEOUT", cls.jwt_jwks_timeout),
             host=env.text("HOST", "127.0.0.1") or "127.0.0.1",
             port=env.integer("PORT", 8000, low=1, high=65535),
             demo_conversations=env.integer("DEMO_CONVERSATIONS", 200, low=0, high=100_000),
@@ -223,6 +235,20 @@ def _database_url(env: Env, name: str) -> str | None:
             f"{name} must be a postgresql:// URL, got scheme {urlparse(raw).scheme!r}"
         )
     return raw
+
+
+def _jwks_url(raw: str | None) -> str | None:
+    """An http(s):// URL of a JWKS, or file:///absolute/path of one (both may rotate keys)."""
+    if raw is None:
+        return None
+    parsed = urlparse(raw)
+    if parsed.scheme in ("http", "https") and parsed.netloc:
+        return raw
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost") and parsed.path[:1] == "/":
+        return raw
+    raise ConfigError(
+        f"JWT_JWKS_URL must be an https:// URL or a file:///absolute/path of a JWKS, got {raw!r}"
+    )
 
 
 def _storage_url(raw: str | None, data_dir: Path) -> str:
