@@ -271,8 +271,10 @@ class JwksCache:
     def _refresh_if_stale(self) -> None:
         now = self._clock()
         stale = now - self._loaded_at >= self._refresh_interval
-        # After a failure, retry after the cooldown rather than on every request.
-        if stale and now - self._attempted_at >= self._cooldown:
+        # After a failure, retry after the cooldown (or the interval, if shorter) rather than on
+        # every request; after a success the last attempt is the load, so this always holds.
+        retry_after = min(self._cooldown, self._refresh_interval)
+        if stale and now - self._attempted_at >= retry_after:
             self._start_refresh()
 
     def _refresh_for_unknown_kid(self) -> asyncio.Task[None] | None:

@@ -315,3 +315,22 @@ async def test_a_waiter_that_gives_up_does_not_cancel_the_refresh(
     issuer.hold.set()
     await settle()
     assert cache.keys.kids == ("ec-1", "rsa-1")
+
+
+async def test_a_refresh_interval_shorter_than_the_cooldown_is_kept(
+    clock: Clock, rsa_key: IssuerKey
+) -> None:
+    issuer = FakeIssuer(key_set(rsa_key))
+    cache = JwksCache(
+        "file:///jwks.json",
+        key_set(rsa_key),
+        refresh_interval=5,
+        timeout=1,
+        clock=clock,
+        fetch=issuer.fetch,
+    )
+    for expected_calls in (1, 2, 3):
+        clock.now += 5
+        assert await cache.key_for("rsa-1") is not None
+        await settle()
+        assert issuer.calls == expected_calls
