@@ -1,0 +1,326 @@
+"""Writing one local object atomically: plain when it can be, composite when that saves a copy.
+
+`ComposeWriter` starts as a plain temp file beside the target (`.<name>.<hex>~tmp`). Bytes,
+streams and ranges it copies are appended to that *fresh* file (ranges by copy_file_range).
+When a range is worth linking instead — at least `LINK_MIN` bytes that make up at least half
+of the file they lie in (a plain object's file, or a composite's segment) — the writer becomes
+a composite (local_manifest.py): it creates its segment directory, moves the fresh file into
+it, hard-links the source file beside it (O(1), no byte copied) and continues with a new fresh
+segment. An add to a large training file so costs one link per segment of the old body plus
+the new bytes, however large the old body is. Smaller ranges are copied, so segments stay few
+(at least `LINK_MIN` each but the last ones) and small objects stay plain files.
+
+`commit` makes the object appear in one rename: of the temp file (plain), or of the manifest
+after every segment and the segment directory are synced (composite). Until then nothing is at
+the target; `close` without a commit removes everything written. A composite whose links all
+failed (another file system) is turned back into a plain file, and plain data that happens to
+start with the manifest magic is stored as a one-segment composite, so a file's first bytes
+always tell what it is.
+
+Thread-side methods hold `_lock`; `close` sets `_stopped` first, so a copy of many steps stops
+at the next step instead of making the clean-up wait for the whole range.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .base import StorageError
+from .local_files import (
+    CREATE_FLAGS,
+    DIRECTORY_FLAGS,
+    copy_range,
+    fsync_directory,
+    os_errors,
+    pread_exactly,
+    write_all,
+)
+from .local_manifest import MAGIC, Manifest, Segment, encode
+from .local_names import segment_name, segments_name, temp_name
+from .local_objects import OpenedObject, Piece, open_object, peek_manifest
+from .local_removal import SegmentsInUse, remove_replaced_segments, remove_segments
+
+# Ranges shorter than this are copied: below it a link saves less than the segment costs
+# (a manifest entry, a file to open when reading, an inode kept alive).
+LINK_MIN = 1024 * 1024
+
+_WRITE_FLAGS = (CREATE_FLAGS & ~os.O_WRONLY) | os.O_RDWR  # read back for the magic check
+
+
+@dataclass(frozen=True)
+class RangeSource:
+    """Bytes `[start, end)` of the object `key` in `bucket`, to append."""
+
+    bucket: str
+    key: str
+    start: int
+    end: int
+
+
+RunItem = bytes | RangeSource
+Locate = Callable[[str, str], Path]
+
+
+class ComposeWriter:
+    """The object being written to `target` (called `name` in errors)."""
+
+    def __init__(self, target: Path, name: str, *, link_min: int = LINK_MIN) -> None:
+        self._target = target
+        self._link_min = link_min
+        self._parent = target.parent
+        self._name = name
+        self._lock = threading.Lock()
+        self._stopped = False
+        self.finished = False
+        self.size = 0
+        self._temp: Path | None = self._parent / temp_name(target.name)
+        with os_errors(f"cannot create a temp file for {name}"):
+            self._fd = os.open(self._temp, _WRITE_FLAGS, 0o666)
+        self._fresh_size = 0
+        self._fresh_name: str | None = None  # the fresh file's name once it is a segment
+        self._directory: str | None = None
+        self._directory_fd = -1
+        self._segments: list[Segment] = []
+        self._linked = 0
+        self._next_index = 0
+        self._manifest_temp: Path | None = None
+
+    # -- appending (worker thread) --------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            self._ensure_open()
+            self._write(data)
+
+    def append_run(self, items: Sequence[RunItem], locate: Locate) -> None:
+        """Append literal bytes and ranges of objects, in order, in this one thread call."""
+        with self._lock:
+            self._ensure_open()
+            for item in items:
+                self._check_stopped()
+                if isinstance(item, RangeSource):
+                    self._append_range(item, locate(item.bucket, item.key))
+                else:
+                    self._write(item)
+
+    def _write(self, data: bytes) -> None:
+        fd = self._fresh_fd()
+        with os_errors(f"cannot write {self._name}"):
+            write_all(fd, data)
+        self._fresh_size += len(data)
+        self.size += len(data)
+
+    def _append_range(self, item: RangeSource, path: Path) -> None:
+        source = open_object(path, f"{item.bucket}/{item.key}")
+        try:
+            if item.end > source.size:
+                raise ValueError(
+                    f"byte range [{item.start}, {item.end}) exceeds the size of "
+                    f"{item.bucket}/{item.key} ({source.size})"
+                )
+            for piece in source.pieces(item.start, item.end):
+                self._check_stopped()
+                if not (self._worth_linking(source, piece) and self._link(source, piece)):
+                    self._copy(source, piece)
+        finally:
+            source.close()
+
+    def _worth_linking(self, source: OpenedObject, piece: Piece) -> bool:
+        # Half the file at least, so a link never keeps much more alive than it uses.
+        length = piece.length
+        return length >= self._link_min and 2 * length >= source.file_size(piece.index)
+
+    def _copy(self, source: OpenedObject, piece: Piece) -> None:
+        fd = self._fresh_fd()
+        with os_errors(f"cannot copy into {self._name}"):
+            copy_range(
+                source.descriptor(piece.index),
+                fd,
+                piece.start,
+                piece.end,
+                stop=lambda: self._stopped,
+            )
+        self._fresh_size += piece.length
+        self.size += piece.length
+
+    def _link(self, source: OpenedObject, piece: Piece) -> bool:
+        """Append `piece` as a hard link to its file; False when it must be copied instead."""
+        with os_errors(f"cannot link a segment into {self._name}"):
+            self._become_composite()
+            name = self._allocate()
+            if not source.link(piece.index, self._directory_fd, name):
+                return False
+            self._finish_fresh()
+            self._segments.append(Segment(name, piece.start, piece.end))
+        self._linked += 1
+        self.size += piece.length
+        return True
+
+    # -- committing (worker thread) -------------------------------------------------------------
+
+    def commit(self) -> None:
+        with self._lock:
+            self._ensure_open()
+            replaced = peek_manifest(self._target, self._name)
+            with os_errors(f"cannot store {self._name}"):
+                if self._directory is not None and not self._linked:
+                    self._become_plain()
+                if self._directory is None and not self._starts_with_magic():
+                    self._commit_plain()
+                else:
+                    self._commit_composite()
+            if replaced is not None and replaced.directory != self._directory:
+                remove_replaced_segments(self._target, replaced.directory, self._name)
+
+    def _commit_plain(self) -> None:
+        assert self._temp is not None
+        os.fsync(self._fd)
+        self._close_fd()
+        os.replace(self._temp, self._target)
+        self.finished = True
+        fsync_directory(self._parent)
+
+    def _commit_composite(self) -> None:
+        self._become_composite()
+        self._finish_fresh()
+        assert self._directory is not None
+        os.fsync(self._directory_fd)
+        manifest = Manifest(self._directory, tuple(self._segments))
+        self._manifest_temp = self._parent / temp_name(self._target.name)
+        fd = os.open(self._manifest_temp, CREATE_FLAGS, 0o666)
+        try:
+            write_all(fd, encode(manifest))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._require_segments()
+        os.replace(self._manifest_temp, self._target)
+        self.finished = True
+        fsync_directory(self._parent)
+        try:
+            # An abort that removed the directory just before the rename: the object would be
+            # broken, so it is not one.
+            self._require_segments()
+        except StorageError:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._target)
+            raise
+        self._release_directory()
+
+    def _starts_with_magic(self) -> bool:
+        return self._fresh_size >= len(MAGIC) and pread_exactly(self._fd, len(MAGIC), 0) == MAGIC
+
+    def _require_segments(self) -> None:
+        if os.fstat(self._directory_fd).st_nlink == 0:
+            raise StorageError(f"the segments of {self._name} were removed while it was written")
+
+    # -- closing --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Discard everything written unless `commit` succeeded. Runs in a worker thread."""
+        self._stopped = True
+        with self._lock:
+            self._close_fd()
+            if self.finished:
+                self._release_directory()
+                return
+            self.finished = True
+            for path in (self._temp, self._manifest_temp):
+                if path is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+            directory = self._directory
+            self._release_directory()
+            if directory is not None:
+                with contextlib.suppress(SegmentsInUse, FileNotFoundError):
+                    remove_segments(self._parent, directory, self._name)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _ensure_open(self) -> None:
+        if self.finished:
+            raise StorageError(f"writing {self._name} was already abandoned")
+        self._check_stopped()
+
+    def _check_stopped(self) -> None:
+        if self._stopped:
+            raise StorageError(f"writing {self._name} was abandoned")
+
+    def _fresh_fd(self) -> int:
+        """The file new bytes go to: the temp file, or a new segment after a link."""
+        if self._fd < 0:
+            self._fresh_name = self._allocate()
+            with os_errors(f"cannot create a segment of {self._name}"):
+                self._fd = os.open(self._fresh_name, _WRITE_FLAGS, 0o666, dir_fd=self._directory_fd)
+            self._fresh_size = 0
+        return self._fd
+
+    def _allocate(self) -> str:
+        name = segment_name(self._next_index)
+        self._next_index += 1
+        return name
+
+    def _become_composite(self) -> None:
+        """Create the segment directory (once) and move the temp file into it."""
+        if self._directory is not None:
+            return
+        directory = segments_name(self._target.name)
+        os.mkdir(self._parent / directory)
+        self._directory = directory
+        fsync_directory(self._parent)
+        self._directory_fd = os.open(self._parent / directory, DIRECTORY_FLAGS)
+        # Held until the manifest is in place: a clean-up must not take it for abandoned.
+        fcntl.flock(self._directory_fd, fcntl.LOCK_SH)
+        if self._fd >= 0 and self._temp is not None:
+            self._fresh_name = self._allocate()
+            os.rename(self._temp, self._fresh_name, dst_dir_fd=self._directory_fd)
+            self._temp = None
+
+    def _finish_fresh(self) -> None:
+        """Sync the fresh segment and add it to the manifest (an empty one is dropped)."""
+        if self._fd < 0:
+            return
+        assert self._fresh_name is not None
+        if self._fresh_size:
+            os.fsync(self._fd)
+            self._segments.append(Segment(self._fresh_name, 0, self._fresh_size))
+        else:
+            os.unlink(self._fresh_name, dir_fd=self._directory_fd)
+        self._close_fd()
+        self._fresh_name = None
+
+    def _become_plain(self) -> None:
+        """A composite without links (every link failed): its one fresh segment, moved back
+        beside the target, is all of it."""
+        self._finish_fresh()
+        temp = self._parent / temp_name(self._target.name)
+        if self._segments:
+            [segment] = self._segments
+            os.rename(segment.name, temp, src_dir_fd=self._directory_fd)
+            self._fd = os.open(temp, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+            self._fresh_size = segment.length
+        else:
+            self._fd = os.open(temp, _WRITE_FLAGS, 0o666)
+            self._fresh_size = 0
+        self._temp = temp
+        self._segments = []
+        assert self._directory is not None
+        directory, self._directory = self._directory, None
+        self._release_directory()
+        remove_segments(self._parent, directory, self._name)
+
+    def _release_directory(self) -> None:
+        if self._directory_fd >= 0:
+            fd, self._directory_fd = self._directory_fd, -1
+            os.close(fd)
+
+    def _close_fd(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
