@@ -528,6 +528,47 @@ async def test_compose_without_server_side_copy_streams(moto: MotoServer) -> Non
         await backend.close()
 
 
+async def test_compose_copies_a_large_range_from_the_other_bucket_inside_the_store(
+    moto: MotoServer,
+) -> None:
+    backend = await S3Storage.open(moto.config(key_prefix="deployment-7/"))
+    try:
+        piece = payload(7 * MiB, seed=16)
+        await backend.put(CONVERSATION_BUCKET, "c/piece.json", iter_bytes(piece))
+        uploaded = backend.stats.uploaded_bytes
+
+        await backend.compose(
+            BUCKET,
+            "f/v1/training.json",
+            [CopyRange("c/piece.json", MiB, 7 * MiB, bucket=CONVERSATION_BUCKET), b"]"],
+        )
+
+        assert backend.server_side_copy_supported is True
+        assert backend.stats.copied_bytes == 6 * MiB
+        assert backend.stats.uploaded_bytes - uploaded == 1
+        assert await read_all(backend, BUCKET, "f/v1/training.json") == piece[MiB:] + b"]"
+        assert await backend.list_keys(CONVERSATION_BUCKET) == ["c/piece.json"]
+        assert await open_uploads(backend) == []  # the probe's upload too, in either bucket
+    finally:
+        await backend.close()
+
+
+async def test_compose_of_a_range_missing_from_the_other_bucket_fails(s3: S3Storage) -> None:
+    await s3.put(BUCKET, "c/piece.json", iter_bytes(payload(6 * MiB)))  # the wrong bucket
+
+    with pytest.raises(ObjectNotFound):
+        await s3.compose(
+            BUCKET, "dst", [CopyRange("c/piece.json", 0, 6 * MiB, bucket=CONVERSATION_BUCKET)]
+        )
+    with pytest.raises(ObjectNotFound):
+        await s3.compose(
+            BUCKET, "dst", [CopyRange("c/piece.json", 0, 10, bucket=CONVERSATION_BUCKET)]
+        )
+
+    assert not await s3.exists(BUCKET, "dst")
+    assert await open_uploads(s3) == []
+
+
 async def test_failed_compose_aborts_and_keeps_the_previous_object(s3: S3Storage) -> None:
     source = payload(12 * MiB, seed=13)
     await s3.put(BUCKET, "src", iter_bytes(source))
@@ -816,6 +857,20 @@ async def test_rclone_compose_falls_back_to_streaming_without_upload_part_copy(
     assert rclone_storage.server_side_copy_supported is False
     assert rclone_storage.stats.copied_bytes == 0
     assert await read_all(rclone_storage, BUCKET, "dst") == b"head" + source + b"newtail"
+    assert await open_uploads(rclone_storage) == []
+
+
+async def test_rclone_compose_streams_a_range_from_the_other_bucket(
+    rclone_storage: S3Storage,
+) -> None:
+    piece = payload(6 * MiB, seed=17)
+    await rclone_storage.put(CONVERSATION_BUCKET, "c/piece.json", iter_bytes(piece))
+
+    await rclone_storage.compose(
+        BUCKET, "dst", [b"[", CopyRange("c/piece.json", 0, 6 * MiB, bucket=CONVERSATION_BUCKET)]
+    )
+
+    assert await read_all(rclone_storage, BUCKET, "dst") == b"[" + piece
     assert await open_uploads(rclone_storage) == []
 
 

@@ -144,7 +144,7 @@ class S3Storage:
         real_bucket, real_key = self._locate(bucket, key)
         for part in parts:  # every part checked before anything is read or written
             if isinstance(part, CopyRange):
-                self._locate(bucket, part.key)
+                self._locate(_source_bucket(bucket, part), part.key)
                 _check_range(part.start, part.end)
             elif not isinstance(part, (bytes, bytearray, memoryview, AsyncIterable)):
                 raise TypeError(f"compose parts must be bytes, CopyRange or streams, not {part!r}")
@@ -361,9 +361,15 @@ class S3Storage:
     async def _append(self, upload: Upload, bucket: str, part: Part) -> None:
         """Append one `compose` part (already checked) to `upload`."""
         if isinstance(part, CopyRange):
-            real_bucket, source_key = self._locate(bucket, part.key)
+            source_bucket = _source_bucket(bucket, part)
+            real_bucket, source_key = self._locate(source_bucket, part.key)
             await self._copier.append(
-                upload, real_bucket, source_key, part.start, part.end, name=f"{bucket}/{part.key}"
+                upload,
+                real_bucket,
+                source_key,
+                part.start,
+                part.end,
+                name=f"{source_bucket}/{part.key}",
             )
         elif isinstance(part, (bytes, bytearray, memoryview)):
             await upload.write(_as_bytes(part))
@@ -383,6 +389,11 @@ class S3Storage:
             except REQUEST_ERRORS as error:
                 raise storage_error(error, "HeadBucket", f"s3://{real}") from error
         return missing
+
+
+def _source_bucket(bucket: str, part: CopyRange) -> str:
+    """The logical bucket a range is copied from: its own, else the one written to."""
+    return bucket if part.bucket is None else part.bucket
 
 
 def _check_range(start: int, end: int) -> None:

@@ -42,7 +42,7 @@ class RangeCopier:
         self, upload: Upload, bucket: str, source_key: str, start: int, end: int, *, name: str
     ) -> None:
         """Append bytes `[start, end)` of the real `bucket`/`source_key` (called `name` in
-        errors) to `upload`, which writes to the same bucket."""
+        errors) to `upload`, which may write to another bucket of the same store."""
         length = end - start
         if length < MIN_PART_SIZE or self.supported is False:
             await self._stream_into(upload, bucket, source_key, start, end)
@@ -58,7 +58,7 @@ class RangeCopier:
             # first bytes of the range, read back, and copy the rest.
             needed = MIN_PART_SIZE - upload.buffered
             if length - needed < MIN_PART_SIZE or not await self._can_copy(
-                bucket, source_key, upload.key
+                bucket, source_key, upload
             ):
                 await self._stream_into(upload, bucket, source_key, start, end)
                 return
@@ -67,10 +67,10 @@ class RangeCopier:
             ):
                 await upload.write(chunk)
             start += needed
-        elif not await self._can_copy(bucket, source_key, upload.key):
+        elif not await self._can_copy(bucket, source_key, upload):
             await self._stream_into(upload, bucket, source_key, start, end)
             return
-        await upload.copy(source_key, start, end, etag)
+        await upload.copy(bucket, source_key, start, end, etag)
 
     async def _stream_into(
         self, upload: Upload, bucket: str, source_key: str, start: int, end: int
@@ -78,13 +78,14 @@ class RangeCopier:
         async for chunk in self._reader.stream(bucket, source_key, start, end):
             await upload.write(chunk)
 
-    async def _can_copy(self, bucket: str, source_key: str, target_key: str) -> bool:
-        """Whether the store implements UploadPartCopy, found out once by a 1-byte probe."""
+    async def _can_copy(self, bucket: str, source_key: str, upload: Upload) -> bool:
+        """Whether the store implements UploadPartCopy, found out once by a 1-byte probe of
+        copying from `bucket`/`source_key` into a throwaway upload beside `upload`."""
         if self.supported is not None:
             return self.supported
         async with self._probe_lock:
             if self.supported is None:
-                self.supported = await self._probe(bucket, source_key, target_key)
+                self.supported = await self._probe(bucket, source_key, upload.bucket, upload.key)
                 if not self.supported:
                     logger.warning(
                         "the S3 store at %s does not support UploadPartCopy: ranges are "
@@ -93,7 +94,9 @@ class RangeCopier:
                     )
         return bool(self.supported)
 
-    async def _probe(self, bucket: str, source_key: str, target_key: str) -> bool:
+    async def _probe(
+        self, source_bucket: str, source_key: str, bucket: str, target_key: str
+    ) -> bool:
         """Copy one byte into a multipart upload that is then aborted, so it never creates an
         object. Some servers answer NotImplemented; `rclone serve s3` even accepts the request
         as an empty UploadPart, which only the missing CopyPartResult gives away."""
@@ -110,7 +113,7 @@ class RangeCopier:
                     "Key": target_key,
                     "UploadId": upload_id,
                     "PartNumber": 1,
-                    "CopySource": {"Bucket": bucket, "Key": source_key},
+                    "CopySource": {"Bucket": source_bucket, "Key": source_key},
                     "CopySourceRange": "bytes=0-0",
                 },
             )

@@ -131,8 +131,11 @@ class Upload:
             del self._buffer[:part_size]
             await self._send_part(body)
 
-    async def copy(self, source_key: str, start: int, end: int, etag: str | None) -> None:
-        """Append bytes `[start, end)` of `source_key` (at least MIN_PART_SIZE) by copy parts."""
+    async def copy(
+        self, source_bucket: str, source_key: str, start: int, end: int, etag: str | None
+    ) -> None:
+        """Append bytes `[start, end)` of the real `source_bucket`/`source_key` (at least
+        MIN_PART_SIZE) by copy parts."""
         if self._buffer:
             body = bytes(self._buffer)
             self._buffer.clear()
@@ -144,7 +147,9 @@ class Upload:
             stop = min(offset + piece_size, end)
             number = await self._take_part_number()
             await self._spawn(
-                functools.partial(self._copy_part, number, source_key, offset, stop, etag)
+                functools.partial(
+                    self._copy_part, number, source_bucket, source_key, offset, stop, etag
+                )
             )
         self.size += length
 
@@ -258,14 +263,20 @@ class Upload:
         self._etags[number] = response["ETag"]
 
     async def _copy_part(
-        self, number: int, source_key: str, start: int, end: int, etag: str | None
+        self,
+        number: int,
+        source_bucket: str,
+        source_key: str,
+        start: int,
+        end: int,
+        etag: str | None,
     ) -> None:
         params: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": self.key,
             "UploadId": self._upload_id,
             "PartNumber": number,
-            "CopySource": {"Bucket": self.bucket, "Key": source_key},
+            "CopySource": {"Bucket": source_bucket, "Key": source_key},
             "CopySourceRange": f"bytes={start}-{end - 1}",
         }
         if etag:
