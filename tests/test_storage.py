@@ -21,6 +21,7 @@ from graphql_api.storage.base import (
     CHUNK_SIZE,
     CONVERSATION_BUCKET,
     TRAINING_BUCKET,
+    CopyRange,
     InvalidKey,
     ObjectNotFound,
     PendingWrite,
@@ -211,6 +212,164 @@ async def test_get_range_rejects_invalid_ranges(storage: Storage, start: int, en
     with pytest.raises(ValueError) as caught:
         await collect(storage.get_range(BUCKET, "hundred", start, end))
     assert not isinstance(caught.value, InvalidKey)
+
+
+# -- compose --------------------------------------------------------------------------------
+
+MiB = 1024 * 1024
+# Past S3's 5 MiB part minimum, so the range is copied inside the store there (and is worth a
+# link locally).
+LARGE = 6 * MiB + 321
+
+
+async def streamed(data: bytes) -> AsyncIterator[bytes]:
+    async for chunk in pieces(data, 65_537):
+        yield chunk
+
+
+async def test_compose_concatenates_bytes_ranges_and_streams(storage: Storage) -> None:
+    source = payload(BIG, seed=3)
+    await storage.put(BUCKET, "src", iter_bytes(source))
+    new = payload(CHUNK_SIZE + 7, seed=4)
+
+    size = await storage.compose(
+        BUCKET,
+        "dst",
+        [b"head", CopyRange("src", 10, BIG - 10), streamed(new), b"", CopyRange("src", 0, 3), b"!"],
+    )
+
+    expected = b"head" + source[10 : BIG - 10] + new + source[:3] + b"!"
+    assert size == len(expected) == await storage.size(BUCKET, "dst")
+    assert await read_all(storage, BUCKET, "dst") == expected
+
+
+async def test_compose_of_nothing_is_an_empty_object(storage: Storage) -> None:
+    assert await storage.compose(BUCKET, "empty", []) == 0
+
+    assert await read_all(storage, BUCKET, "empty") == b""
+
+
+@pytest.mark.parametrize("length", [100, LARGE], ids=["small", "large"])
+async def test_compose_copies_ranges_from_the_other_bucket(storage: Storage, length: int) -> None:
+    piece = payload(length + 20, seed=5)
+    await storage.put(CONVERSATION_BUCKET, "c/piece.json", iter_bytes(piece))
+    # The same key in the target bucket must not be what is copied.
+    await storage.put(BUCKET, "c/piece.json", iter_bytes(b"x" * (length + 20)))
+
+    await storage.compose(
+        BUCKET,
+        "f/v1/training.json",
+        [b"[", CopyRange("c/piece.json", 10, length + 10, bucket=CONVERSATION_BUCKET), b"]"],
+    )
+
+    stored = await read_all(storage, BUCKET, "f/v1/training.json")
+    assert stored == b"[" + piece[10 : length + 10] + b"]"
+    assert await read_all(storage, CONVERSATION_BUCKET, "c/piece.json") == piece
+
+
+async def test_repeated_adds_read_back_exactly_and_survive_deleting_earlier_versions(
+    storage: Storage,
+) -> None:
+    """What a training file goes through: each version is a new header, the previous body as
+    one copied range, new bytes and a footer; old versions are deleted later."""
+    body = payload(LARGE, seed=6)
+    expected = b"<1>" + body + b"</>"
+    await storage.put(BUCKET, "f/v1/training.json", iter_bytes(expected))
+    for version in range(2, 6):
+        old_key, header = f"f/v{version - 1}/training.json", f"<{version}>".encode()
+        new = payload(LARGE // 3 + version, seed=version)
+        await storage.compose(
+            BUCKET,
+            f"f/v{version}/training.json",
+            [header, CopyRange(old_key, 3, len(expected) - 3), streamed(new), b"</>"],
+        )
+        expected = header + expected[3:-3] + new + b"</>"
+        assert await read_all(storage, BUCKET, f"f/v{version}/training.json") == expected
+
+    for version in range(1, 5):
+        await storage.delete(BUCKET, f"f/v{version}/training.json")
+
+    assert await storage.list_keys(BUCKET) == ["f/v5/training.json"]
+    assert await storage.size(BUCKET, "f/v5/training.json") == len(expected)
+    assert await read_all(storage, BUCKET, "f/v5/training.json") == expected
+    for start, end in [(0, 1), (LARGE - 5, LARGE + 5), (len(expected) - 4, len(expected))]:
+        got = b"".join(await collect(storage.get_range(BUCKET, "f/v5/training.json", start, end)))
+        assert got == expected[start:end]
+    assert await pending_in(storage) == []
+
+
+async def test_compose_overwrite_replaces_a_composed_object(storage: Storage) -> None:
+    await storage.put(BUCKET, "src", iter_bytes(payload(LARGE, seed=7)))
+    await storage.compose(BUCKET, "obj", [b"a", CopyRange("src", 0, LARGE), b"z"])
+
+    await storage.put(BUCKET, "obj", iter_bytes(b"plain now"))
+
+    assert await read_all(storage, BUCKET, "obj") == b"plain now"
+    assert sorted(o.key for o in await objects_in(storage)) == ["obj", "src"]
+    assert await pending_in(storage) == []
+
+
+async def test_compose_rejects_bad_parts_before_writing_anything(storage: Storage) -> None:
+    await storage.put(BUCKET, "src", iter_bytes(payload(100)))
+    source = Untouched()
+
+    with pytest.raises(InvalidKey):
+        await storage.compose(BUCKET, "dst", [source, CopyRange("../escape", 0, 1)])
+    with pytest.raises(InvalidKey):
+        await storage.compose(BUCKET, "dst", [source, CopyRange("src", 0, 1, bucket="other")])
+    with pytest.raises(ValueError):
+        await storage.compose(BUCKET, "dst", [source, CopyRange("src", 5, 4)])
+    with pytest.raises(TypeError):
+        await storage.compose(BUCKET, "dst", [source, "text"])  # type: ignore[list-item]
+
+    assert not source.started
+    assert await storage.list_keys(BUCKET) == ["src"]
+
+
+async def test_compose_of_a_missing_source_or_a_range_past_its_end_fails_cleanly(
+    storage: Storage,
+) -> None:
+    await storage.put(BUCKET, "src", iter_bytes(payload(LARGE)))
+    await storage.put(BUCKET, "dst", iter_bytes(b"previous"))
+
+    with pytest.raises(ObjectNotFound):
+        await storage.compose(BUCKET, "dst", [b"x", CopyRange("missing", 0, 10)])
+    with pytest.raises(ObjectNotFound):
+        await storage.compose(BUCKET, "dst", [CopyRange("missing", 0, LARGE)])
+    with pytest.raises(ValueError):
+        await storage.compose(BUCKET, "dst", [b"x", CopyRange("src", 10, LARGE + 1)])
+    with pytest.raises(ValueError):
+        await storage.compose(BUCKET, "dst", [CopyRange("src", 0, LARGE + 1)])
+
+    assert await read_all(storage, BUCKET, "dst") == b"previous"
+    assert await storage.list_keys(BUCKET) == ["dst", "src"]
+    assert await pending_in(storage) == []
+
+
+async def test_failed_compose_after_a_large_range_keeps_the_previous_object(
+    storage: Storage,
+) -> None:
+    await storage.put(BUCKET, "src", iter_bytes(payload(LARGE, seed=8)))
+    await storage.compose(BUCKET, "dst", [b"v1", CopyRange("src", 0, LARGE)])
+    previous = await read_all(storage, BUCKET, "dst")
+
+    with pytest.raises(Boom):
+        await storage.compose(
+            BUCKET, "dst", [b"v2", CopyRange("dst", 2, LARGE + 2), failing_after(payload(100))]
+        )
+
+    assert await read_all(storage, BUCKET, "dst") == previous
+    assert await storage.list_keys(BUCKET) == ["dst", "src"]
+    assert await pending_in(storage) == []
+
+
+async def test_a_composed_object_copied_from_itself_reads_back(storage: Storage) -> None:
+    original = payload(LARGE, seed=9)
+    await storage.compose(BUCKET, "obj", [b"<", iter_bytes(original), b">"])
+    await storage.compose(BUCKET, "obj", [b"[", CopyRange("obj", 0, LARGE + 2), b"]"])
+
+    assert await read_all(storage, BUCKET, "obj") == b"[<" + original + b">]"
+    assert await pending_in(storage) == []
 
 
 # -- failures -------------------------------------------------------------------------------
