@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -47,13 +50,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _fail(message: str) -> NoReturn:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    # Escaped: paths and URLs in the message may hold rich's markup brackets.
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(2)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="training-files", description=__doc__)
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    commands = _Commands(parser.add_subparsers(required=True, metavar="COMMAND"))
 
     serve = commands.add_parser("serve", help="apply migrations and serve GraphQL")
     serve.add_argument(
@@ -107,6 +111,83 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Commands:
+    """Subcommands that all take `--data-dir`, so one command line works for each of them
+    (demo and export-schema accept it and use no data dir, as they ignore DATA_DIR)."""
+
+    def __init__(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+        self._subparsers = subparsers
+        self._common = argparse.ArgumentParser(add_help=False)
+        self._common.add_argument(
+            "--data-dir",
+            type=Path,
+            metavar="DIR",
+            help="the data dir (as DATA_DIR, which this overrides; default ./.data)",
+        )
+
+    def add_parser(self, name: str, *, help: str) -> argparse.ArgumentParser:
+        return self._subparsers.add_parser(name, help=help, parents=[self._common])
+
+
+@dataclass(frozen=True)
+class _Need:
+    """Something a command uses from a running server's setup, which it must not create."""
+
+    path: Path
+    what: str
+    instead: str  # the variables that make it unnecessary (an external setup)
+
+
+def _require(settings: Settings, command: str, needs: list[_Need]) -> None:
+    """Refuse, with one line, when something the command would otherwise create is missing:
+    a fresh data dir, PostgreSQL or secret would silently be another server's."""
+    missing = [need for need in needs if not need.path.exists()]
+    if missing:
+        _fail(_refusal(settings, command, missing))
+
+
+def _refusal(settings: Settings, command: str, missing: list[_Need]) -> str:
+    instead = " and ".join(dict.fromkeys(need.instead for need in missing))
+    first = missing[0]
+    if not first.path.is_relative_to(settings.data_dir):
+        return (
+            f"{command}: no {first.what} at {first.path} (from {first.instead}); "
+            f"point {first.instead} at the server's"
+        )
+    origin = {
+        "command line": "from --data-dir",
+        "DATA_DIR": "from DATA_DIR",
+        "default": "DATA_DIR is unset: the default ./.data",
+    }[settings.data_dir_source]
+    where = (
+        f"{first.what} at {first.path}"
+        if settings.data_dir.is_dir()
+        else f"data dir at {settings.data_dir}"
+    )
+    return (
+        f"{command}: no {where} ({origin}); point --data-dir or DATA_DIR at the data dir of "
+        f"a server (`training-files serve` creates one), or set {instead} for an external setup"
+    )
+
+
+def _secret_needs(settings: Settings) -> list[_Need]:
+    """Signing needs only the server's secret."""
+    if settings.jwt_secret_source != "none":
+        return []
+    return [_Need(settings.data_dir / "jwt-secret", "JWT secret", "JWT_SECRET")]
+
+
+def _store_needs(settings: Settings) -> list[_Need]:
+    """Importing and checking need the server's database and its storage (not its secret)."""
+    needs = []
+    if settings.database_url is None:
+        pgdata = settings.data_dir / "postgres" / "PG_VERSION"
+        needs.append(_Need(pgdata, "embedded PostgreSQL", "DATABASE_URL"))
+    if settings.s3 is None:
+        needs.append(_Need(settings.storage_path, "local storage", "STORAGE_URL"))
+    return needs
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -115,7 +196,10 @@ def _serve(args: argparse.Namespace) -> int:
     if not 1 <= args.workers <= 64:
         console.print("[red]error:[/red] --workers must be between 1 and 64")
         return 2
-    settings = Settings.from_env()
+    settings = Settings.from_env(data_dir=args.data_dir)
+    if args.workers > 1:
+        # Workers read their settings from the environment: give them this data dir.
+        os.environ["DATA_DIR"] = str(settings.data_dir)
     asyncio.run(_prepare_for_serving(settings, demo=not args.no_demo))
     console.print(
         f"GraphQL and the playground: http://{settings.host}:{settings.port}/graphql\n"
@@ -200,8 +284,11 @@ async def _import_paths(
 def _migrate(args: argparse.Namespace) -> None:
     from .runtime import database_urls, prepare_database
 
+    # Creates the data dir only for the embedded PostgreSQL, and never a secret: migrations
+    # sign nothing, and the secret is made by the server that checks tokens against it.
+    settings = Settings.from_env(data_dir=args.data_dir, create_secret=False)
+
     async def run() -> list[str]:
-        settings = Settings.from_env()
         return await prepare_database(settings, await database_urls(settings))
 
     applied = asyncio.run(run())
@@ -217,7 +304,8 @@ def _import(args: argparse.Namespace) -> int:
     if missing:
         console.print(f"[red]error:[/red] no such file or directory: {missing[0]}", highlight=False)
         return 2
-    settings = Settings.from_env()
+    settings = Settings.from_env(data_dir=args.data_dir, create_secret=False)
+    _require(settings, "import", _store_needs(settings))
 
     async def run() -> list[ImportResult]:
         urls = await database_urls(settings)
@@ -274,7 +362,9 @@ def _print_report(results: list[ImportResult]) -> None:
 def _check(args: argparse.Namespace) -> int:
     from .maintenance.command import run_check
 
-    return run_check(repair=args.repair, as_json=args.json)
+    settings = Settings.from_env(data_dir=args.data_dir, create_secret=False)
+    _require(settings, "check", _store_needs(settings))
+    return run_check(settings, repair=args.repair, as_json=args.json)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -294,7 +384,8 @@ def _token(args: argparse.Namespace) -> int:
     if args.ttl < 1:
         console.print("[red]error:[/red] --ttl must be at least 1 second")
         return 2
-    settings = Settings.from_env()
+    settings = Settings.from_env(data_dir=args.data_dir, create_secret=False)
+    _require(settings, "token", _secret_needs(settings))
     user_id = user_id_for(args.user)
     sys.stdout.write(
         mint_token(

@@ -127,11 +127,14 @@ def test_export_schema_prints_the_committed_schema(env: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("command", [["migrate"], ["check"], ["import", "."]])
 def test_an_unreachable_database_is_one_line_not_a_traceback(
-    env: dict[str, str], command: list[str]
+    env: dict[str, str], workdir: Path, command: list[str]
 ) -> None:
     closed = f"postgresql://nobody@127.0.0.1:{_free_port()}/training_files"
-    result = _run({**env, "DATABASE_URL": closed, "JWT_SECRET": "x" * 40}, *command)
+    # An external setup: its database and storage, so that no data dir is needed.
+    external = {"DATABASE_URL": closed, "STORAGE_URL": workdir.as_uri()}
+    result = _run({**env, **external}, *command)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: the database is unreachable")
     assert "Connect call failed" in result.stderr
+    assert not (workdir / "data").exists()  # nor did it make one (or a secret in it)

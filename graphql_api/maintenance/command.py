@@ -29,8 +29,7 @@ _STATE_STYLES = {
 }
 
 
-def run_check(*, repair: bool, as_json: bool) -> int:
-    settings = Settings.from_env()
+def run_check(settings: Settings, *, repair: bool, as_json: bool) -> int:
     try:
         report = asyncio.run(_check(settings, repair=repair))
     except asyncpg.UndefinedTableError:
