@@ -11,6 +11,7 @@ from ..conversations.service import list_conversations
 from ..db.conversations import ConversationFilter
 from ..db.training_files import TrainingFileFilter
 from ..inputs import parse_uuid, storable
+from ..version import package_version
 from .context import Context
 from .nodes import Conversation, TrainingFile
 from .pagination import Connection, to_connection
@@ -67,6 +68,14 @@ class TrainingFileFilterInput:
         )
 
 
+@strawberry.type(description="The server answering, for clients and operators.")
+class ServerInfo:
+    version: str = strawberry.field(
+        description="The installed version of the server's package (`graphql-api`), as "
+        "`/readyz` reports it."
+    )
+
+
 @strawberry.type(description="The authenticated caller.")
 class Viewer:
     id: strawberry.ID
@@ -113,3 +122,7 @@ class Query:
     @strawberry.field(description="Who the bearer token says you are.")
     def viewer(self, info: Info) -> Viewer:
         return Viewer(id=strawberry.ID(str(info.context.user_id)))
+
+    @strawberry.field(description="About the server itself; needs no token.")
+    def server_info(self) -> ServerInfo:
+        return ServerInfo(version=package_version())
