@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
 import signal
 import sys
 from collections import Counter
@@ -201,12 +202,8 @@ def _serve(args: argparse.Namespace) -> int:
         # Workers read their settings from the environment: give them this data dir.
         os.environ["DATA_DIR"] = str(settings.data_dir)
     asyncio.run(_prepare_for_serving(settings, demo=not args.no_demo))
-    console.print(
-        f"GraphQL and the playground: http://{settings.host}:{settings.port}/graphql\n"
-        "A token for the playground's Authorization header: "
-        "training-files token --user <your name>",
-        highlight=False,
-    )
+    # Not wrapped and not markup, so that each command line can be pasted as printed.
+    console.print(_banner(settings), highlight=False, markup=False, emoji=False, soft_wrap=True)
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; exiting through
     # Python instead of the default action lets the embedded PostgreSQL be stopped at exit.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -227,6 +224,51 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         _forget_exited_workers(settings)
     return 0
+
+
+def _banner(settings: Settings) -> str:
+    data_dir = ["--data-dir", str(settings.data_dir)]
+    token = shlex.join([_console_script(), "token", *data_dir, "--user", "alice"])
+    imp = shlex.join([_console_script(), "import", *data_dir]) + " PATH..."
+    return (
+        f"GraphQL and the playground: http://{settings.host}:{settings.port}/graphql\n"
+        f"A token for the playground's Authorization header{_token_environment(settings)}:\n"
+        f"  {token}\n"
+        f"Import enriched conversation files or directories{_store_environment(settings)}:\n"
+        f"  {imp}"
+    )
+
+
+def _console_script() -> str:
+    """This command as started (sys.argv[0]), else the one beside the interpreter (the
+    virtualenv's bin): a printed command must not depend on PATH or the current directory."""
+    started = Path(sys.argv[0])
+    if started.stem == "training-files" and started.is_file():
+        return str(started.resolve())
+    beside = Path(sys.executable).absolute().parent / "training-files"
+    return str(beside) if beside.is_file() else "training-files"
+
+
+def _token_environment(settings: Settings) -> str:
+    """What a token command needs beyond the data dir to be accepted by this server."""
+    names = ["JWT_SECRET"] if settings.jwt_secret_source == "JWT_SECRET" else []
+    names += ["JWT_AUDIENCE"] if settings.jwt_audience else []
+    return _with(names)
+
+
+def _store_environment(settings: Settings) -> str:
+    """What an import needs beyond the data dir to reach this server's database and storage."""
+    names = ["DATABASE_URL"] if settings.database_url else []
+    names += ["DATABASE_OWNER_URL"] if settings.database_owner_url else []
+    if settings.s3 is not None:
+        names += ["STORAGE_URL", "the S3_ and AWS_ settings"]
+    elif settings.storage_path != settings.data_dir / "storage":
+        names += ["STORAGE_URL"]
+    return _with(names)
+
+
+def _with(names: list[str]) -> str:
+    return f" (with this server's {', '.join(names)} set)" if names else ""
 
 
 def _forget_exited_workers(settings: Settings) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -19,6 +20,7 @@ import jwt
 import pytest
 
 from graphql_api.demo import write_demo_set
+from graphql_api.runtime import DatabaseUrls
 
 from .api_server import CLI, ApiServer
 
@@ -41,6 +43,13 @@ def _bare_env(**extra: str) -> dict[str, str]:
 def _run(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180
+    )
+
+
+def _shell(cwd: Path, line: str) -> subprocess.CompletedProcess[str]:
+    """A command line exactly as a user pastes it into a shell."""
+    return subprocess.run(
+        line, shell=True, cwd=cwd, env=_bare_env(), capture_output=True, text=True, timeout=180
     )
 
 
@@ -69,6 +78,14 @@ class Served:
     server: ApiServer
     data_dir: Path
     cwd: Path
+
+    def banner_command(self, after: str) -> str:
+        """The indented command line the banner prints below the line starting `after`."""
+        lines = self.server.log(10_000).splitlines()
+        index = next(i for i, line in enumerate(lines) if line.startswith(after))
+        command = lines[index + 1]
+        assert command.startswith("  "), self.server.log()
+        return command.strip()
 
 
 @pytest.fixture(scope="module")
@@ -218,6 +235,52 @@ def test_token_import_and_check_given_the_data_dir_use_the_servers(
     checked = _run(elsewhere, env, "check", *data_dir)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert list(elsewhere.iterdir()) == []
+
+
+def test_the_banner_commands_work_as_printed_from_anywhere(
+    served: Served, scratch: Path, elsewhere: Path
+) -> None:
+    token_line = served.banner_command("A token for the playground")
+    assert shlex.split(token_line)[:4] == [
+        str(Path(CLI).resolve()),
+        "token",
+        "--data-dir",
+        str(served.data_dir),
+    ]
+    minted = _shell(elsewhere, token_line)
+    assert minted.returncode == 0, minted.stderr
+    token = minted.stdout.strip()
+    before = _conversations(served, token)
+
+    import_line = served.banner_command("Import enriched conversation")
+    assert import_line.endswith(" PATH...")
+    demo = scratch / "demo files"
+    write_demo_set(demo, DEMO, seed=47)
+    imported = _shell(elsewhere, import_line.removesuffix("PATH...") + shlex.quote(str(demo)))
+    assert imported.returncode == 0, imported.stderr
+    assert _conversations(served, token) == before + DEMO
+    assert list(elsewhere.iterdir()) == []
+
+
+async def test_the_banner_quotes_the_data_dir_for_the_shell(
+    database_urls: DatabaseUrls, scratch: Path, elsewhere: Path
+) -> None:
+    """Over an external database the data dir holds only the secret and storage, so it may
+    have any name; the printed token command must survive the shell."""
+    data_dir = scratch / "data dir with 'quotes' & spaces"
+    external = {"DATABASE_URL": database_urls.app, "DATABASE_OWNER_URL": database_urls.owner}
+    server = ApiServer(_bare_env(**external), scratch / "server.log")
+    server.launch("--no-demo", "--data-dir", str(data_dir), cwd=elsewhere)
+    try:
+        server.wait_until_healthy(120)
+        served = Served(server, data_dir, elsewhere)
+        token_line = served.banner_command("A token for the playground")
+        assert shlex.split(token_line)[2:4] == ["--data-dir", str(data_dir)]
+        minted = _shell(elsewhere, token_line)
+        assert minted.returncode == 0, minted.stderr
+        _conversations(served, minted.stdout.strip())
+    finally:
+        server.terminate(60)
 
 
 def test_serve_gives_its_workers_its_data_dir(scratch: Path, elsewhere: Path) -> None:
