@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
@@ -28,6 +28,10 @@ from .graphql.view import GraphQLView
 from .limits import BodySizeLimit
 from .maintenance.cleanup import clean_up
 from .maintenance.report import State
+from .observability.access import ObservedRequests
+from .observability.exposition import metrics_endpoint
+from .observability.probes import livez, readyz
+from .observability.serving import worker_started
 from .rest import rest_routes
 from .services import Services, running_services
 from .storage.base import Storage, StorageError
@@ -106,6 +110,11 @@ async def _clean_up_orphans(writers: WriterPool, storage: Storage) -> None:
         )
 
 
+async def _to_graphql(request: Request) -> RedirectResponse:
+    query = request.url.query
+    return RedirectResponse(f"/graphql?{query}" if query else "/graphql")
+
+
 def _cached(graphql: GraphQLView, settings: Settings) -> ASGIApp:
     if not settings.response_cache_bytes:
         return graphql
@@ -145,11 +154,16 @@ def create_app(
     routes: list[BaseRoute] = [
         Route("/graphql", _cached(graphql, settings), methods=["GET", "POST"]),
         Route("/healthz", healthz),
+        Route("/livez", livez),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint(settings.metrics_dir)),
+        Route("/", _to_graphql),
         download_route(),
         *rest_routes(),
         *(playground_routes(assets_dir) if assets_dir else []),
     ]
     middleware = [
+        Middleware(ObservedRequests),
         Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes),
         Middleware(
             AuthenticationMiddleware,
@@ -162,7 +176,8 @@ def create_app(
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET", "POST", "OPTIONS"],
-                allow_headers=["Authorization", "Content-Type"],
+                allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+                expose_headers=["X-Request-Id"],
                 max_age=600,
             )
         )
@@ -175,4 +190,6 @@ def create_app(
 def worker_app() -> Starlette:
     """The app of one `serve --workers N` process: settings from the environment, migrations
     already applied by the process that started the workers."""
-    return create_app(Settings.from_env(), migrate=False)
+    settings = Settings.from_env()
+    worker_started(settings)
+    return create_app(settings, migrate=False)

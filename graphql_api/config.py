@@ -90,6 +90,20 @@ def _boolean(raw: str) -> bool:
     raise ValueError("must be true or false")
 
 
+_LOG_FORMATS: dict[str, Literal["json", "text"]] = {"json": "json", "text": "text"}
+
+
+def _log_format(raw: str) -> Literal["json", "text"]:
+    try:
+        return _LOG_FORMATS[raw.lower()]
+    except KeyError:
+        raise ValueError("must be json or text") from None
+
+
+def _path(raw: str | None) -> Path | None:
+    return Path(raw).expanduser().resolve() if raw else None
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -113,6 +127,10 @@ class Settings:
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 5000
     graphql_introspection: bool = True
+    # None: text when stderr is a terminal, JSON lines otherwise (observability/logs.py).
+    log_format: Literal["json", "text"] | None = None
+    # prometheus-client's multiprocess directory (set by `serve --workers N` for its workers).
+    metrics_dir: Path | None = None
     # The owner's URL, for migrations and maintenance (sweeper, clean-up, check); None: the same
     # as `database_url` (or, embedded, the server's superuser).
     database_owner_url: str | None = None
@@ -183,6 +201,8 @@ class Settings:
                 "GRAPHQL_MAX_TOKENS", cls.graphql_max_tokens, low=100, high=1_000_000
             ),
             graphql_introspection=env.flag("GRAPHQL_INTROSPECTION", cls.graphql_introspection),
+            log_format=env.cast("LOG_FORMAT", _log_format, None),
+            metrics_dir=_path(env.text("PROMETHEUS_MULTIPROC_DIR")),
             database_pool_size=env.integer(
                 "DATABASE_POOL_SIZE", cls.database_pool_size, low=2, high=1000
             ),

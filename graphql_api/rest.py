@@ -136,7 +136,7 @@ def _unexpected(request: Request, error: Exception) -> Response:
         log.warning("REST %s: %s (%s: %s)", route, unavailable.code, type(error).__name__, error)
         return _user_error(unavailable)
     error_id = uuid.uuid4().hex
-    log.exception("REST %s failed (error_id %s)", route, error_id)
+    log.exception("REST %s failed (error_id %s)", route, error_id, extra={"error_id": error_id})
     return JSONResponse({"error": "Internal server error", "error_id": error_id}, status_code=500)
 
 

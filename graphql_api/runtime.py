@@ -23,6 +23,7 @@ from .db.embedded import ensure_database, start_embedded, with_user
 from .db.migrate import apply_migrations_locked, schema_lock
 from .db.pool import PoolLimits, create_pool
 from .db.writers import WriterPool
+from .observability.metrics import watch_pool
 from .storage.base import Storage
 from .storage.links import LinkSigner
 from .storage.local import LocalStorage
@@ -152,6 +153,8 @@ async def open_pools(settings: Settings, urls: DatabaseUrls) -> Pools:
             await pool(urls.app, settings.writer_connections), timeout_seconds=settings.lock_timeout
         )
         maintenance = Database(await pool(urls.owner, 2), acquire_timeout_seconds=timeout)
+        watch_pool(requests, "requests")
+        watch_pool(writers.pool, "writers")
         await _warn_if_privileged(db)
     except BaseException:
         for opened_pool in opened:

@@ -11,6 +11,7 @@ from .config import Settings
 from .db.database import Database
 from .db.writers import WriterPool
 from .domain.limits import LINK_TTL_SECONDS
+from .observability.storage import CountedStorage
 from .runtime import Pools, database_urls, open_pools, open_storage, prepare_database
 from .storage.base import DownloadLink, Storage
 
@@ -55,7 +56,7 @@ async def running_services(settings: Settings, *, migrate: bool = True) -> Async
     try:
         storage = await open_storage(settings)
         try:
-            yield Services.of(settings, pools, storage)
+            yield Services.of(settings, pools, CountedStorage(storage))
         finally:
             await storage.close()
     finally:

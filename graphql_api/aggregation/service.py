@@ -31,6 +31,7 @@ from ..domain.enums import EnrichmentStatus, FileFormat, TrainingFileStatus
 from ..domain.limits import LINK_TTL_SECONDS, TARGET_MODEL, VERTICAL, cents, percentage
 from ..domain.vocabulary import CONSULTANT_PROFILE as DEFAULT_CONSULTANT_PROFILE
 from ..errors import Conflict, ErrorCode, Forbidden, NotFound, ProblemList
+from ..observability.metrics import measure_build
 from ..pagination import Cursor, Page, keyset_page
 from ..storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, CopyRange, Storage, read_all
 from . import pieces
@@ -97,9 +98,11 @@ class TrainingFileService:
         now = _now()
         # Held while the objects are written, so `check --repair` knows they are not orphans.
         async with self._writers.exclusive(LockKind.TRAINING_FILE, file_id) as locked:
-            version = await self._build(
-                locked, user_id, file_id, checked_name, None, records, now, now
-            )
+            with measure_build("create") as build:
+                version = await self._build(
+                    locked, user_id, file_id, checked_name, None, records, now, now
+                )
+                build.wrote(json=version.json_file_size, jsonl=version.jsonl_file_size)
             try:
                 async with locked.session(user_id) as conn:
                     record = await rows.insert(
@@ -141,16 +144,18 @@ class TrainingFileService:
             problems.raise_if_any("no conversations were added")
 
             now = _now()
-            version = await self._build(
-                locked,
-                user_id,
-                training_file_id,
-                current.name,
-                current,
-                records,
-                current.created_date,
-                now,
-            )
+            with measure_build("add") as build:
+                version = await self._build(
+                    locked,
+                    user_id,
+                    training_file_id,
+                    current.name,
+                    current,
+                    records,
+                    current.created_date,
+                    now,
+                )
+                build.wrote(json=version.json_file_size, jsonl=version.jsonl_file_size)
             try:
                 async with locked.session(user_id) as conn:
                     first_position = current.conversation_count

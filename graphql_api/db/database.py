@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from ..errors import Busy, DatabaseUnavailable
+from ..observability import metrics
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -51,6 +52,7 @@ def lent(proxy: PoolConnectionProxy[asyncpg.Record]) -> asyncpg.Connection:
 
 async def give_back(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
     await pool.release(cast("PoolConnectionProxy[asyncpg.Record]", conn))
+    metrics.released(pool)
 
 
 class Database:
@@ -80,15 +82,16 @@ class Database:
         return Reader(self, user_id)
 
     async def acquire(self) -> asyncpg.Connection:
-        try:
-            return lent(await self.pool.acquire(timeout=self._acquire_timeout))
-        except TimeoutError:
-            raise Busy(
-                f"no database connection came free within {self._acquire_timeout:g} s; retry",
-                retry_after_seconds=max(1, int(self._acquire_timeout // 2)),
-            ) from None
-        except CONNECT_ERRORS as error:
-            raise unreachable() from error
+        with metrics.acquiring(self.pool):
+            try:
+                return lent(await self.pool.acquire(timeout=self._acquire_timeout))
+            except TimeoutError:
+                raise Busy(
+                    f"no database connection came free within {self._acquire_timeout:g} s; retry",
+                    retry_after_seconds=max(1, int(self._acquire_timeout // 2)),
+                ) from None
+            except CONNECT_ERRORS as error:
+                raise unreachable() from error
 
 
 class Reader:

@@ -27,6 +27,7 @@ from uuid import UUID
 import asyncpg
 
 from ..errors import Busy
+from ..observability import metrics
 from .database import CONNECT_ERRORS, become_user, give_back, lent, unreachable
 
 
@@ -87,16 +88,18 @@ class WriterPool:
         key = lock_key(kind, object_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
-        async with self._turn(key, deadline, object_id):
-            conn = await self._acquire(deadline)
-            try:
-                await self._lock(conn, key, deadline, object_id)
+        with metrics.lock_wait(kind.name.lower()) as waiting:
+            async with self._turn(key, deadline, object_id):
+                conn = await self._acquire(deadline)
                 try:
-                    yield LockedSession(conn)
+                    await self._lock(conn, key, deadline, object_id)
+                    waiting.acquired()
+                    try:
+                        yield LockedSession(conn)
+                    finally:
+                        await _unlock_quietly(conn, key)
                 finally:
-                    await _unlock_quietly(conn, key)
-            finally:
-                await give_back(self._pool, conn)
+                    await give_back(self._pool, conn)
 
     @asynccontextmanager
     async def try_exclusive(
@@ -144,15 +147,16 @@ class WriterPool:
 
     async def _acquire(self, deadline: float) -> asyncpg.Connection:
         remaining = deadline - asyncio.get_running_loop().time()
-        try:
-            return lent(await self._pool.acquire(timeout=max(remaining, 0.001)))
-        except TimeoutError:
-            raise Busy(
-                "every writer connection is in use by other builds and imports; retry",
-                retry_after_seconds=_retry_after(self._timeout),
-            ) from None
-        except CONNECT_ERRORS as error:
-            raise unreachable() from error
+        with metrics.acquiring(self._pool):
+            try:
+                return lent(await self._pool.acquire(timeout=max(remaining, 0.001)))
+            except TimeoutError:
+                raise Busy(
+                    "every writer connection is in use by other builds and imports; retry",
+                    retry_after_seconds=_retry_after(self._timeout),
+                ) from None
+            except CONNECT_ERRORS as error:
+                raise unreachable() from error
 
     @asynccontextmanager
     async def _acquired(self, timeout: float) -> AsyncIterator[asyncpg.Connection]:

@@ -23,6 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..authentication import Caller
 from ..db.database import DATA_VERSION
 from ..failures import as_unavailable
+from ..observability.context import Operation, current_operation, record_operation
+from ..observability.metrics import CACHE_HITS, CACHE_MISSES
 
 CACHE_CONTROL = b"private, no-cache"
 
@@ -32,6 +34,8 @@ class Entry:
     version: int
     etag: bytes
     body: bytes
+    # What the view answered, so the access line of a hit names the same operation.
+    operation: Operation | None = None
 
 
 class ResponseCache:
@@ -80,6 +84,8 @@ class CachedGraphQL:
         headers = Headers(scope=scope)
         entry = self._cache.get(key)
         if entry is not None and entry.version == await _current_version(scope):
+            CACHE_HITS.inc()
+            record_operation(entry.operation)
             await _send_entry(send, entry, headers.get("if-none-match"))
             return
         # A miss, a stale entry, or no version to compare with: the view answers (and says
@@ -102,7 +108,9 @@ class CachedGraphQL:
                 started = None
             elif started is not None:
                 body = message.get("body", b"")
-                entry = Entry(version, _etag(body), body)
+                # A miss: a cacheable read the view had to answer (mutations never are).
+                CACHE_MISSES.inc()
+                entry = Entry(version, _etag(body), body, current_operation())
                 self._cache.put(key, entry)
                 if headers.get("if-none-match") == entry.etag.decode():
                     await _send_not_modified(send, entry)

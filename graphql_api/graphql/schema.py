@@ -25,6 +25,7 @@ from strawberry.types.graphql import OperationType
 from ..config import Settings
 from ..errors import ErrorCode, Unavailable, UserError
 from ..failures import as_unavailable
+from ..observability.graphql import ObserveOperation
 from .context import Context
 from .mutations import Mutation
 from .queries import Query
@@ -57,7 +58,13 @@ class MaskUnexpectedErrors(MaskErrors):
         if unavailable is not None:
             return _replaced(error, unavailable)
         error_id = uuid.uuid4().hex[:12]
-        log.error("error %s at %s", error_id, error.path, exc_info=error.original_error)
+        log.error(
+            "error %s at %s",
+            error_id,
+            error.path,
+            exc_info=error.original_error,
+            extra={"error_id": error_id},
+        )
         masked = super().anonymise_error(error)
         masked.extensions = {"code": ErrorCode.INTERNAL_SERVER_ERROR.value, "errorId": error_id}
         return masked
@@ -132,6 +139,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     """
     limits: Settings | type[Settings] = settings or Settings  # class attributes: the defaults
     extensions: list[Callable[[], SchemaExtension]] = [
+        ObserveOperation,  # first: it sees the errors as masked
         MaskUnexpectedErrors,
         RecordOperationType,
         partial(QueryDepthLimiter, max_depth=limits.graphql_max_depth),

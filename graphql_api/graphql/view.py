@@ -24,6 +24,8 @@ from ..authentication import caller_id_or_none
 from ..errors import Unavailable
 from ..failures import as_unavailable
 from ..inputs import json_type
+from ..observability.context import Operation, record_operation
+from ..observability.metrics import COMPILED_READS
 from .compiled.executor import CompiledReads
 from .context import Context
 from .playground import OfflineGraphQL
@@ -90,10 +92,13 @@ class GraphQLView(OfflineGraphQL):
             unavailable = as_unavailable(error)
             if unavailable is None:
                 self.compiled.failed += 1
+                COMPILED_READS.labels("failed").inc()
                 log.warning("compiled read failed; the resolvers answer it", exc_info=True)
                 return None
             return _unavailable(unavailable)
         self.compiled.answered += 1
+        COMPILED_READS.labels("answered").inc()
+        record_operation(Operation(compiled.operation_name, "query", "ok"))
         request.state.cache_version = version
         return Response(b'{"data":' + text.encode() + b"}", media_type="application/json")
 
@@ -154,6 +159,7 @@ def _request_error(status: int, message: str) -> JSONResponse:
         code = HTTPStatus(status).name  # BAD_REQUEST, METHOD_NOT_ALLOWED, ...
     except ValueError:
         code = "BAD_REQUEST"
+    record_operation(Operation(None, None, "error", (code,)))
     return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status)
 
 

@@ -18,6 +18,7 @@ from graphql import DocumentNode, FragmentDefinitionNode, OperationType, get_ope
 from graphql.execution.values import get_variable_values
 
 from ...errors import UserError
+from ...observability.metrics import COMPILED_READS
 from .render import Compilation, render_fields
 from .selection import Document
 from .sql import NotCompilable, Statement
@@ -27,6 +28,7 @@ from .sql import NotCompilable, Statement
 class CompiledQuery:
     sql: str
     params: list[object]
+    operation_name: str | None = None
 
 
 class CompiledReads:
@@ -62,6 +64,7 @@ class CompiledReads:
         compiled = self._compile(document, operation_name, variables, user_id)
         if compiled is None:
             self.declined += 1
+            COMPILED_READS.labels("declined").inc()
         else:
             self.compiled += 1
         return compiled
@@ -91,4 +94,5 @@ class CompiledReads:
             data = render_fields(query_type, [operation.selection_set], "", comp)
         except (NotCompilable, UserError):
             return None
-        return CompiledQuery(f"SELECT ({data})::text", comp.statement.params)
+        name = operation.name.value if operation.name else None
+        return CompiledQuery(f"SELECT ({data})::text", comp.statement.params, name)
