@@ -51,7 +51,7 @@ from .local_files import (
     os_errors,
     regular_file_stat,
 )
-from .local_listing import Entry, scan
+from .local_listing import Entry, Listing, scan
 from .local_names import TEMP_SUFFIX, is_segments_name, is_temp_name
 from .local_objects import Reader, object_size
 from .local_removal import delete_object, referenced, remove_segments
@@ -118,9 +118,8 @@ class LocalStorage:
             await asyncio.to_thread(writer.commit)
             return writer.size
         finally:
-            if not writer.finished:
-                # In a thread: a cancelled copy may still be running, and close waits for it.
-                await asyncio.shield(asyncio.to_thread(writer.close))
+            # In a thread: a cancelled copy may still be running, and close waits for it.
+            await asyncio.shield(asyncio.to_thread(writer.close))
 
     def get(self, bucket: str, key: str) -> AsyncIterator[bytes]:
         self._validate(bucket, key)
@@ -248,7 +247,7 @@ class LocalStorage:
         for part in parts:
             if isinstance(part, (bytes, bytearray, memoryview)):
                 if part:
-                    run.append(bytes(memoryview(part).cast("B")))
+                    run.append(part if isinstance(part, bytes) else bytes(memoryview(part)))
             elif isinstance(part, CopyRange):
                 source_bucket = bucket if part.bucket is None else part.bucket
                 self._validate(source_bucket, part.key)
@@ -301,10 +300,11 @@ class LocalStorage:
         at a time: a bucket of many files is never listed into memory."""
         directory = self._bucket_dirs[validate_bucket(bucket)]
         names = await asyncio.to_thread(_sorted_names, directory, bucket)
+        top = Listing(names)
         for start in range(0, len(names), _LISTING_BATCH):
             batch = names[start : start + _LISTING_BATCH]
             with os_errors(f"cannot list bucket {bucket!r}"):
-                found = await asyncio.to_thread(scan, directory, batch, names)
+                found = await asyncio.to_thread(scan, directory, batch, top)
             for entry in found:
                 yield entry
 

@@ -313,7 +313,8 @@ class ComposeWriter:
         assert self._directory is not None
         directory, self._directory = self._directory, None
         self._release_directory()
-        remove_segments(self._parent, directory, self._name)
+        with contextlib.suppress(SegmentsInUse):  # then a clean-up removes it
+            remove_segments(self._parent, directory, self._name)
 
     def _release_directory(self) -> None:
         if self._directory_fd >= 0:

@@ -40,18 +40,32 @@ class Entry:
     mtime: float
 
 
-def scan(directory: Path, names: list[str], all_names: list[str]) -> list[Entry]:
-    """The entries at or below `names`, top-level entries of the bucket `directory` whose
-    full listing is `all_names` (segment directories pair with files anywhere in it)."""
+class Listing:
+    """One directory's full listing, sorted, and which of its files could own one of its
+    segment directories (worked out once: a bucket's top level is scanned in batches)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        stems = [segments_target(name) for name in names if is_segments_name(name)]
+        self._exact = {stem for stem in stems if len(stem) < STEM_MAX}
+        self._cut = [stem for stem in stems if len(stem) >= STEM_MAX]
+
+    def may_own_segments(self, name: str) -> bool:
+        return name in self._exact or any(name.startswith(stem) for stem in self._cut)
+
+
+def scan(directory: Path, names: list[str], listing: Listing) -> list[Entry]:
+    """The entries at or below `names`, some of the top-level entries of the bucket
+    `directory` whose full listing is `listing` (segment directories pair with files
+    anywhere in it)."""
     found: list[Entry] = []
-    _scan_names(directory, "", names, all_names, found)
+    _scan_names(directory, "", names, listing, found)
     return found
 
 
 def _scan_names(
-    directory: Path, prefix: str, names: list[str], all_names: list[str], found: list[Entry]
+    directory: Path, prefix: str, names: list[str], listing: Listing, found: list[Entry]
 ) -> None:
-    owners = _Owners([name for name in all_names if is_segments_name(name)])
     for name in names:
         path, relative = directory / name, prefix + name
         try:
@@ -60,12 +74,12 @@ def _scan_names(
             continue
         if stat.S_ISDIR(st.st_mode):
             if is_segments_name(name):
-                if not _referenced(directory, name, all_names):
+                if not _referenced(directory, name, listing.names):
                     found.append(_unreferenced(path, relative, prefix + segments_target(name)))
             else:
                 _scan_directory(path, relative + "/", found)
         elif stat.S_ISREG(st.st_mode):
-            found.append(_file(path, relative, prefix, name, st, owners))
+            found.append(_file(path, relative, prefix, name, st, listing))
 
 
 def _scan_directory(path: Path, prefix: str, found: list[Entry]) -> None:
@@ -73,16 +87,16 @@ def _scan_directory(path: Path, prefix: str, found: list[Entry]) -> None:
         names = sorted(os.listdir(path))
     except MISSING:
         return
-    _scan_names(path, prefix, names, names, found)
+    _scan_names(path, prefix, names, Listing(names), found)
 
 
 def _file(
-    path: Path, relative: str, prefix: str, name: str, st: os.stat_result, owners: _Owners
+    path: Path, relative: str, prefix: str, name: str, st: os.stat_result, listing: Listing
 ) -> Entry:
     if is_temp_name(name):
         return Entry("temp", relative, prefix + temp_target(name), st.st_size, st.st_mtime)
     size = st.st_size
-    if owners.may_own(name):
+    if listing.may_own_segments(name):
         try:
             manifest = peek_manifest(path, relative)
         except StorageError:
@@ -126,15 +140,3 @@ def _unreferenced(path: Path, relative: str, target: str) -> Entry:
         size += st.st_size
         mtime = max(mtime, st.st_mtime)
     return Entry("segments", relative, target, size, mtime)
-
-
-class _Owners:
-    """Which file names could own one of a directory's segment directories."""
-
-    def __init__(self, segment_directories: list[str]) -> None:
-        stems = [segments_target(name) for name in segment_directories]
-        self._exact = {stem for stem in stems if len(stem) < STEM_MAX}
-        self._cut = [stem for stem in stems if len(stem) >= STEM_MAX]
-
-    def may_own(self, name: str) -> bool:
-        return name in self._exact or any(name.startswith(stem) for stem in self._cut)
