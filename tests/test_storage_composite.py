@@ -442,6 +442,49 @@ async def test_a_failed_or_cancelled_compose_leaves_nothing(local: LocalStorage)
     assert await pending(local) == []
 
 
+async def test_a_live_composite_writer_is_pending_but_not_aborted(local: LocalStorage) -> None:
+    await local.put(BUCKET, "src", iter_bytes(payload(2 * MiB)))
+    release, asked = asyncio.Event(), asyncio.Event()
+
+    async def stalled() -> AsyncIterator[bytes]:
+        yield b"new"
+        asked.set()
+        await release.wait()
+
+    task = asyncio.create_task(
+        local.compose(BUCKET, "f/v2/training.json", [CopyRange("src", 0, 2 * MiB), stalled()])
+    )
+    await asked.wait()
+    [writing] = await pending(local)
+    # Its writer holds it: only a writer that is gone (in any process) leaves it abortable.
+    with pytest.raises(StorageError, match="being read or written"):
+        await local.abort_pending_write(writing)
+    release.set()
+
+    assert await task == 2 * MiB + 3
+    assert await pending(local) == []
+    assert await read_all(local, BUCKET, "f/v2/training.json") == payload(2 * MiB) + b"new"
+
+
+async def test_a_full_disk_fails_a_composite_write_as_full_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    with tmpfs(tmp_path / "disk", 8 * MiB) as disk:
+        local = LocalStorage(disk)
+        source = payload(3 * MiB, seed=10)
+        await local.put(BUCKET, "src", iter_bytes(source))
+        before = files_in(disk)
+
+        with pytest.raises(StorageError) as caught:
+            await local.compose(
+                BUCKET, "dst", [b"h", CopyRange("src", 0, 3 * MiB), iter_bytes(payload(9 * MiB))]
+            )
+
+        assert caught.value.reason == "full"
+        assert files_in(disk) == before
+        assert await read_all(local, BUCKET, "src") == source
+
+
 # -- concurrent readers -----------------------------------------------------------------------
 
 

@@ -123,7 +123,7 @@ def copy_range(source: int, target: int, start: int, end: int, *, stop: Callable
     """Append bytes `[start, end)` of the file open as `source` at the position of `target`:
     in the kernel (copy_file_range) where it can, else by read and write. `stop` is asked
     between steps, so a writer whose caller gave up does not copy on for a gigabyte."""
-    kernel = True
+    kernel = hasattr(os, "copy_file_range")  # Linux only
     offset = start
     while offset < end:
         if stop():
