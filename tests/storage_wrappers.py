@@ -183,12 +183,14 @@ class FaultyS3Storage(S3Storage):
 
 
 class InstrumentedStorage:
-    """Delegates to a real backend; records object reads and can break the next writes."""
+    """Delegates to a real backend; records object reads and the objects composes copy from,
+    and can break the next writes."""
 
     def __init__(self, inner: Storage) -> None:
         self.inner = inner
         self.url = inner.url
         self.reads: Counter[tuple[str, str]] = Counter()
+        self.copied_from: Counter[tuple[str, str]] = Counter()
         self.fail_writes_after: int | None = None  # bytes written before the failure
 
     def __getattr__(self, name: str) -> Any:
@@ -202,6 +204,9 @@ class InstrumentedStorage:
         return await self.inner.put(bucket, key, _WriteBudget(self.fail_writes_after).wrap(chunks))
 
     async def compose(self, bucket: str, key: str, parts: Sequence[Part]) -> int:
+        for part in parts:
+            if isinstance(part, CopyRange):
+                self.copied_from[(part.bucket or bucket, part.key)] += 1
         if self.fail_writes_after is None:
             return await self.inner.compose(bucket, key, parts)
         # Through the real compose, so copied ranges are still copied (inside the store on S3):

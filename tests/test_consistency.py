@@ -98,8 +98,9 @@ async def test_a_store_built_by_the_service_is_consistent(
     assert report.findings == []
     assert report.consistent
     assert report.training_files == 1
-    # 8 conversation files, v1 (retired, links may still point at it) and v2 of the file.
-    assert report.objects == len(sizes) == 8 + 4
+    # 8 conversation files and their rendered pieces, v1 (retired, links may still point at
+    # it) and v2 of the file.
+    assert report.objects == len(sizes) == 8 * 2 + 4
     assert report.object_bytes == sum(sizes)
     assert report.pending_writes == 0
 

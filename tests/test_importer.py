@@ -178,7 +178,8 @@ async def test_a_changed_file_replaces_the_old_one_when_not_in_a_training_file(
     assert second.outcome is Outcome.UPDATED
     row = await _row(db, first.conversation_id)
     assert row["enriched_file_path"] != old_key
-    assert await _stored_keys(storage) == [row["enriched_file_path"]]
+    # The old file and its rendered pieces are gone; the new ones are stored.
+    assert await _stored_keys(storage) == sorted([row["enriched_file_path"], row["pieces_path"]])
     assert float(row["quality_min"]) == 1
 
 

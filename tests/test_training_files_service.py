@@ -321,11 +321,15 @@ async def test_add_reads_only_the_added_conversations(
 ) -> None:
     created = await service.create_training_file(OWNER, "proportional", None, conversation_ids[:20])
     instrumented.reads.clear()
+    instrumented.copied_from.clear()
     await service.add_conversations(OWNER, created.id, conversation_ids[20:22])
-    read_conversations = {
-        key.split("/")[0] for bucket, key in instrumented.reads if bucket == CONVERSATION_BUCKET
+    # Read, or copied from their pre-rendered pieces: either way, only the added ones.
+    touched = {
+        key.split("/")[0]
+        for bucket, key in instrumented.reads | instrumented.copied_from
+        if bucket == CONVERSATION_BUCKET
     }
-    assert read_conversations == {str(i) for i in conversation_ids[20:22]}
+    assert touched == {str(i) for i in conversation_ids[20:22]}
 
 
 async def test_every_problem_is_reported_together(
@@ -356,18 +360,27 @@ async def test_eighty_one_ids_are_refused_and_eighty_accepted(
     assert {p.code for p in caught.value.problems} == {"NOT_FOUND"}
 
 
-async def test_names_are_unique_and_checked(
+async def test_names_are_unique_per_owner_ignoring_case_and_checked(
     service: TrainingFileService, conversation_ids: list[UUID]
 ) -> None:
-    await service.create_training_file(OWNER, "taken", None, conversation_ids[:1])
+    await service.create_training_file(OWNER, "Taken", None, conversation_ids[:1])
     for name, code in [
-        ("taken", "NAME_TAKEN"),
+        ("Taken", "NAME_TAKEN"),
+        ("tAKEN", "NAME_TAKEN"),
         ("x" * 256, "INVALID_NAME"),
         ("a\x00b", "INVALID_NAME"),
     ]:
         with pytest.raises(InvalidInput) as caught:
             await service.create_training_file(OWNER, name, None, conversation_ids[1:2])
         assert [p.code for p in caught.value.problems] == [code]
+        if code == "NAME_TAKEN":
+            # The error names the caller's own file, as it is spelled.
+            assert caught.value.problems[0].message.startswith(
+                "you already have a training file named 'Taken'"
+            )
+    # Another user's names are theirs: the same name is free for them.
+    other = await service.create_training_file(OTHER, "taken", None, conversation_ids[1:2])
+    assert other.name == "taken" and other.created_by == OTHER
 
 
 async def test_only_the_owner_adds_and_the_database_itself_refuses_others(
