@@ -33,6 +33,9 @@ class ErrorCode(enum.StrEnum):
     NOT_FOUND = "NOT_FOUND"
     NOT_ELIGIBLE = "NOT_ELIGIBLE"
     ALREADY_IN_FILE = "ALREADY_IN_FILE"
+    FILE_NOT_ACTIVE = "FILE_NOT_ACTIVE"
+    NOT_READY = "NOT_READY"
+    CONVERSATION_CHANGED = "CONVERSATION_CHANGED"
     CONFLICT = "CONFLICT"
     # Who is asking
     UNAUTHENTICATED = "UNAUTHENTICATED"
@@ -43,6 +46,40 @@ class ErrorCode(enum.StrEnum):
     DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+
+MEANING: dict[ErrorCode, str] = {
+    ErrorCode.BAD_USER_INPUT: "The request breaks a rule: a bad argument, page size or cursor.",
+    ErrorCode.BAD_REQUEST: "The HTTP request itself is malformed (e.g. an unsatisfiable Range).",
+    ErrorCode.INVALID_BODY: "A REST body that is not a JSON object.",
+    ErrorCode.INVALID_FORMAT: "A download format other than `json` or `jsonl`.",
+    ErrorCode.BODY_TOO_LARGE: "The request body is larger than `MAX_REQUEST_BYTES`.",
+    ErrorCode.INVALID_NAME: "The name is missing, not a string, empty or over 255 characters.",
+    ErrorCode.NAME_TAKEN: "You already have a training file with this name (ignoring case).",
+    ErrorCode.INVALID_DESCRIPTION: "The description is not a string or over 5000 characters.",
+    ErrorCode.NO_CONVERSATIONS: "No conversation ids were given.",
+    ErrorCode.TOO_MANY_CONVERSATIONS: "More than 80 conversation ids in one request.",
+    ErrorCode.INVALID_ID: "An id that is not a UUID.",
+    ErrorCode.DUPLICATE_IN_REQUEST: "The same conversation id appears twice in the request.",
+    ErrorCode.NOT_FOUND: "The training file or some of the conversations do not exist.",
+    ErrorCode.NOT_ELIGIBLE: "Conversations that are not enriched or have no stored file.",
+    ErrorCode.ALREADY_IN_FILE: "Conversations that are already in the training file.",
+    ErrorCode.FILE_NOT_ACTIVE: "The training file is archived: restore it before changing it.",
+    ErrorCode.NOT_READY: "The training file has no object in this format yet.",
+    ErrorCode.CONVERSATION_CHANGED: "A conversation was re-imported while the file was built, "
+    "or its stored file no longer matches its record: try again (or re-import it).",
+    ErrorCode.CONFLICT: "The training file changed while this request ran: try again.",
+    ErrorCode.UNAUTHENTICATED: "No bearer token, or one that is invalid or expired.",
+    ErrorCode.FORBIDDEN: "The training file belongs to another user.",
+    ErrorCode.BUSY: "A bound was reached (connections, a lock, a statement): retry after "
+    "`retryAfter` seconds.",
+    ErrorCode.STORAGE_UNAVAILABLE: "Object storage is full, not writable or unreachable.",
+    ErrorCode.DATABASE_UNAVAILABLE: "PostgreSQL cannot be reached or dropped the connection.",
+    ErrorCode.SERVICE_UNAVAILABLE: "A dependency failed; nothing changed, a retry may succeed.",
+    ErrorCode.INTERNAL_SERVER_ERROR: "A bug: the response carries an `errorId` to quote; the "
+    "log has the details.",
+}
+"""What each code means, for the GraphQL enum descriptions and the README's table."""
 
 
 @dataclass(frozen=True)
@@ -61,10 +98,16 @@ class UserError(Exception):
 
     code: ClassVar[ErrorCode] = ErrorCode.BAD_USER_INPUT
 
-    def __init__(self, message: str, *, problems: Sequence[Problem] = ()) -> None:
+    def __init__(
+        self, message: str, *, problems: Sequence[Problem] = (), code: ErrorCode | None = None
+    ) -> None:
+        """`code` names the one problem of an error given no `problems` (the class's own
+        code when omitted)."""
         super().__init__(message)
         self.message = message
-        self.problems: tuple[Problem, ...] = tuple(problems) or (Problem(self.code, message),)
+        self.problems: tuple[Problem, ...] = tuple(problems) or (
+            Problem(code or self.code, message),
+        )
 
     @property
     def extensions(self) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from .errors import InvalidInput, Problem
+from .errors import ErrorCode, InvalidInput, Problem
 
 
 def parse_uuid(value: object, field: str) -> UUID:
@@ -14,7 +14,8 @@ def parse_uuid(value: object, field: str) -> UUID:
             return UUID(value)
         except ValueError:
             pass
-    raise InvalidInput(f"{field}: {value!r} is not a UUID")
+    message = f"{field}: {value!r} is not a UUID"
+    raise InvalidInput(message, problems=[Problem(ErrorCode.INVALID_ID, message, field)])
 
 
 def unstorable(text: str) -> str | None:

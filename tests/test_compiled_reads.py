@@ -29,8 +29,8 @@ from graphql_api.storage.local import LocalStorage
 from .conftest import OTHER_USER, USER, bearer
 
 FILE_FIELDS = """
-  __typename id name description status version conversationCount totalTrainingPairs
-  trainablePairs jsonFileSize jsonlFileSize createdBy createdAt updatedAt lastUpdatedAt
+  __typename id name description status version conversationCount pairCount
+  trainablePairCount totalTrainingPairs trainablePairs jsonFileSize jsonlFileSize createdBy createdAt updatedAt lastUpdatedAt
   qualitySummary { __typename average minimum maximum humanReviewedCount humanReviewedPercentage }
   scaffoldingDistribution {
     personas { key name count percentage }
@@ -41,7 +41,7 @@ FILE_FIELDS = """
 CONVERSATION_FIELDS = """
   __typename id title personaKey personaName emotionalArcKey emotionalArcName trainingTopicKey
   trainingTopicName qualityScore empathyScore clarityScore appropriatenessScore
-  brandVoiceAlignment tier enrichmentStatus enrichedFileSize sourceCreatedDate totalTurns
+  brandVoiceAlignmentScore brandVoiceAlignment tier enrichmentStatus enrichedFileSize sourceCreatedDate totalTurns
   pairCount trainablePairCount humanReviewedCount createdAt updatedAt
   validation { valid blockers { code path message } warnings { code path message } }
 """

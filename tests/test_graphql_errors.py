@@ -129,9 +129,9 @@ SCHEMA_LOG = "graphql_api.graphql.schema"
             "BAD_USER_INPUT at conversation: id: 'nope' is not a UUID",
         ),
         (
-            "{ nope }",
+            "{ xyzzy }",
             {},
-            "INVALID_OPERATION at -: Cannot query field 'nope' on type 'Query'.",
+            "INVALID_OPERATION at -: Cannot query field 'xyzzy' on type 'Query'.",
         ),
         (
             '{ conversations(filter: {personaKey: "a\\u0000"}) { totalCount } }',

@@ -71,7 +71,7 @@ async def test_download_jsonl(client: httpx.AsyncClient, imported: list[Source])
     assert response.text.endswith("\n")
     lines = [json.loads(line) for line in response.text.splitlines()]
     meta = lines[0]["_meta"]
-    assert len(lines) == meta["total_pairs"] + 1 == created["trainablePairs"] + 1
+    assert len(lines) == meta["total_pairs"] + 1 == created["trainablePairCount"] + 1
     meta_schema = {"$ref": "#/$defs/jsonl_meta_line", "$defs": SCHEMA["$defs"]}
     line_schema = {"$ref": "#/$defs/jsonl_pair_line", "$defs": SCHEMA["$defs"]}
     jsonschema.Draft202012Validator(meta_schema).validate(lines[0])

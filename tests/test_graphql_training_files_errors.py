@@ -55,15 +55,15 @@ async def test_bad_ids_are_named_in_clear_errors(
     body = await gql(client, ADD, input={"trainingFileId": "nope", "conversationIds": [some_id]})
     assert body["data"]["addConversations"]["userErrors"] == [
         {
-            "code": "BAD_USER_INPUT",
-            "field": None,
+            "code": "INVALID_ID",
+            "field": "trainingFileId",
             "message": "trainingFileId: 'nope' is not a UUID",
             "conversationIds": [],
         }
     ]
     body = await gql(client, DOWNLOAD, id="nope", format="JSONL")
-    assert [e["message"] for e in body["data"]["downloadUrl"]["userErrors"]] == [
-        "trainingFileId: 'nope' is not a UUID"
+    assert [(e["code"], e["message"]) for e in body["data"]["downloadUrl"]["userErrors"]] == [
+        ("INVALID_ID", "trainingFileId: 'nope' is not a UUID")
     ]
     assert body["data"]["downloadUrl"]["url"] is None
     body = await gql(client, ARCHIVE, id="nope")

@@ -84,8 +84,8 @@ async def test_create_with_three(
     assert [c["training_pairs"] for c in full["conversations"]] == [
         s.document["training_pairs"] for s in chosen
     ]
-    assert created["totalTrainingPairs"] == total_pairs(chosen)
-    assert created["trainablePairs"] == trainable_pairs(chosen) == len(lines) - 1
+    assert created["pairCount"] == total_pairs(chosen)
+    assert created["trainablePairCount"] == trainable_pairs(chosen) == len(lines) - 1
 
     # The API and the file agree with the rules, even on the halfway case the trio was
     # chosen for.
@@ -140,9 +140,9 @@ async def test_add_two_gives_five_at_version_two(
     assert [c["training_pairs"] for c in full["conversations"]] == [
         s.document["training_pairs"] for s in five
     ]
-    assert added["totalTrainingPairs"] == total_pairs(five)
-    assert added["trainablePairs"] == trainable_pairs(five)
-    assert added["trainablePairs"] == len(jsonl_response.text.splitlines()) - 1
+    assert added["pairCount"] == total_pairs(five)
+    assert added["trainablePairCount"] == trainable_pairs(five)
+    assert added["trainablePairCount"] == len(jsonl_response.text.splitlines()) - 1
     assert added["qualitySummary"] == expected_quality(five)
     assert full["training_file_metadata"]["quality_summary"] == expected_file_quality(five)
     assert added["scaffoldingDistribution"] == expected_distribution(five)
@@ -222,7 +222,7 @@ async def test_archive_and_restore(
     before = await snapshot(db, storage)
     payload = await add(client, created["id"], ids_of(imported[2:3]))
     assert payload["trainingFile"] is None
-    assert [e["code"] for e in payload["userErrors"]] == ["CONFLICT"]
+    assert [e["code"] for e in payload["userErrors"]] == ["FILE_NOT_ACTIVE"]
     assert await snapshot(db, storage) == before
     _, response = await download(client, created["id"], "JSON")
     assert response.status_code == 200

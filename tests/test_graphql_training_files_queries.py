@@ -24,6 +24,7 @@ from .training_file_graphql import (
     FILE_FIELDS,
     LIST_FILES,
     create,
+    errors_of,
     gql,
     import_thirty,
     insert_pending,
@@ -89,7 +90,7 @@ async def test_training_file_by_id(
         row = await conn.fetchrow("SELECT * FROM training_files WHERE id = $1", UUID(created["id"]))
     node = body["data"]["trainingFile"]
     assert node["jsonFileSize"] == row["json_file_size"]
-    assert node["totalTrainingPairs"] == row["total_training_pairs"]
+    assert node["pairCount"] == row["total_training_pairs"]
     assert datetime.fromisoformat(node["lastUpdatedAt"]) == row["last_updated_at"]
 
     body = await gql(client, query, id=str(uuid4()))
@@ -176,3 +177,75 @@ async def test_name_contains_treats_sql_metacharacters_as_text(
     assert await matching("PLAIN") == {"plain file"}
     assert await matching("") == set(names)
     assert len(await matching("L")) == 4
+
+
+NODE = """query ($id: ID!) { node(id: $id) { __typename id
+  ... on TrainingFile { name conversationCount }
+  ... on Conversation { pairCount } } }"""
+NODES = "query ($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }"
+
+
+async def test_node_refetches_either_kind_by_its_id(
+    client: httpx.AsyncClient, imported: list[Source]
+) -> None:
+    created = await create(client, "refetched", ids_of(imported[:3]))
+    body = await gql(client, NODE, id=created["id"])
+    assert body == {
+        "data": {
+            "node": {
+                "__typename": "TrainingFile",
+                "id": created["id"],
+                "name": "refetched",
+                "conversationCount": 3,
+            }
+        }
+    }
+    conversation = imported[4]
+    body = await gql(client, NODE, id=str(conversation.id))
+    assert body["data"]["node"] == {
+        "__typename": "Conversation",
+        "id": str(conversation.id),
+        "pairCount": len(conversation.document["training_pairs"]),
+    }
+    assert (await gql(client, NODE, id=str(uuid4())))["data"] == {"node": None}
+
+
+async def test_nodes_answer_in_the_order_asked_with_null_for_missing(
+    client: httpx.AsyncClient, imported: list[Source]
+) -> None:
+    created = await create(client, "listed among nodes", ids_of(imported[:1]))
+    missing = str(uuid4())
+    asked = [str(imported[2].id), missing, created["id"], str(imported[1].id)]
+    body = await gql(client, NODES, ids=asked)
+    assert body["data"]["nodes"] == [
+        {"__typename": "Conversation", "id": asked[0]},
+        None,
+        {"__typename": "TrainingFile", "id": created["id"]},
+        {"__typename": "Conversation", "id": asked[3]},
+    ]
+
+
+async def test_nodes_refuse_bad_ids_and_too_many(client: httpx.AsyncClient) -> None:
+    body = await gql(client, NODE, id="nope")
+    assert errors_of(body) == [("BAD_USER_INPUT", "id: 'nope' is not a UUID")]
+    body = await gql(client, NODES, ids=[str(uuid4()) for _ in range(101)])
+    assert errors_of(body) == [("BAD_USER_INPUT", "ids: at most 100 ids, got 101")]
+
+
+async def test_deprecated_names_still_answer_with_the_new_ones(
+    client: httpx.AsyncClient, imported: list[Source]
+) -> None:
+    created = await create(client, "renamed fields", ids_of(imported[:2]))
+    body = await gql(
+        client,
+        """query ($id: ID!) { trainingFile(id: $id) {
+          pairCount totalTrainingPairs trainablePairCount trainablePairs
+          conversations { nodes { brandVoiceAlignmentScore brandVoiceAlignment } } } }""",
+        id=created["id"],
+    )
+    file = body["data"]["trainingFile"]
+    pairs = sum(len(s.document["training_pairs"]) for s in imported[:2])
+    assert file["pairCount"] == file["totalTrainingPairs"] == pairs
+    assert file["trainablePairCount"] == file["trainablePairs"] > 0
+    for conversation in file["conversations"]["nodes"]:
+        assert conversation["brandVoiceAlignment"] == conversation["brandVoiceAlignmentScore"]

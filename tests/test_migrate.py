@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from uuid import uuid4
 
 import asyncpg
 import pytest
@@ -94,3 +96,49 @@ def test_badly_named_migration_files_are_refused(tmp_path: Path) -> None:
 def test_project_migrations_are_numbered_without_gaps() -> None:
     versions = [int(m.version) for m in load_migrations(MIGRATIONS_DIR)]
     assert versions == list(range(1, len(versions) + 1))
+
+
+async def test_names_differing_only_in_case_are_renamed_when_names_become_per_owner(
+    empty_database_dsn: str, tmp_path: Path
+) -> None:
+    """0006 makes names unique per owner ignoring case; files that were legal before (one owner's
+    "Q3" and "q3") keep their order and get a suffix instead of failing the migration."""
+    before = tmp_path / "before"
+    before.mkdir()
+    for migration in load_migrations()[:5]:
+        (before / migration.name).write_text(migration.sql)
+    owner, other = uuid4(), uuid4()
+    rows = [("Q3", owner, 1), ("q3", owner, 2), ("Q3 ", owner, 3)]
+    conn = await asyncpg.connect(empty_database_dsn)
+    try:
+        await apply_migrations(conn, before)
+        for name, created_by, day in rows:
+            await conn.execute(
+                "INSERT INTO training_files (name, created_by, created_at, storage_bucket)"
+                " VALUES ($1, $2, $3, 'training-files')",
+                name,
+                created_by,
+                datetime(2026, 1, day, tzinfo=UTC),
+            )
+        assert await apply_migrations(conn) == [m.name for m in load_migrations()[5:]]
+        names = [
+            (r["name"], r["created_by"])
+            for r in await conn.fetch(
+                "SELECT name, created_by FROM training_files ORDER BY created_at"
+            )
+        ]
+        assert names == [("Q3", owner), ("q3 (2)", owner), ("Q3 ", owner)]
+        # Another owner may use the name; the same owner may not, in any case.
+        await conn.execute(
+            "INSERT INTO training_files (name, created_by, storage_bucket)"
+            " VALUES ('q3', $1, 'training-files')",
+            other,
+        )
+        with pytest.raises(asyncpg.UniqueViolationError, match="training_files_owner_name_key"):
+            await conn.execute(
+                "INSERT INTO training_files (name, created_by, storage_bucket)"
+                " VALUES ('Q3 (2)', $1, 'training-files')",
+                owner,
+            )
+    finally:
+        await conn.close()

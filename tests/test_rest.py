@@ -486,7 +486,7 @@ async def test_adding_to_an_archived_file_is_400(
         json={"conversation_ids": [str(conversation_ids[1])]},
     )
     body = _assert_error(response, 400)
-    assert "archived" in body["error"] and body["details"][0]["code"] == "CONFLICT"
+    assert "archived" in body["error"] and body["details"][0]["code"] == "FILE_NOT_ACTIVE"
     assert await _members(db, UUID(file["id"])) == conversation_ids[:1]
 
 

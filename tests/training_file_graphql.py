@@ -21,7 +21,7 @@ from . import product_rules as rules
 from .sources import Source, documents_of, import_demo
 
 FILE_FIELDS = """
-  id name description status version conversationCount totalTrainingPairs trainablePairs
+  id name description status version conversationCount pairCount trainablePairCount
   jsonFileSize jsonlFileSize createdBy createdAt updatedAt lastUpdatedAt
   qualitySummary { average minimum maximum humanReviewedCount humanReviewedPercentage }
   scaffoldingDistribution {
@@ -47,12 +47,12 @@ RESTORE = f"""
 mutation($id: ID!) {{
   restoreTrainingFile(input: {{id: $id}}) {{ trainingFile {{ id status }} {USER_ERRORS} }}
 }}"""
-DOWNLOAD = f"""
-mutation($id: ID!, $format: TrainingFileFormat!) {{
-  downloadUrl(input: {{trainingFileId: $id, format: $format}}) {{
-    url filename expiresInSeconds expiresAt {USER_ERRORS}
-  }}
-}}"""
+DOWNLOAD = """
+mutation($id: ID!, $format: TrainingFileFormat!) {
+  downloadUrl(input: {trainingFileId: $id, format: $format}) {
+    url filename expiresInSeconds expiresAt userErrors { code field message }
+  }
+}"""
 LIST_FILES = """
 query($filter: TrainingFileFilterInput, $first: Int, $after: String) {
   trainingFiles(filter: $filter, first: $first, after: $after) {

@@ -88,8 +88,10 @@ class TrainingFileService:
         checked_description = check_description(description, problems)
         ids = check_ids(conversation_ids, problems)
         async with self._db.session(user_id) as conn:
-            if checked_name is not None and await rows.name_taken(conn, checked_name):
-                _name_taken(problems, checked_name)
+            if checked_name is not None:
+                taken = await rows.same_name(conn, user_id, checked_name)
+                if taken is not None:
+                    _name_taken(problems, taken)
             records = await _eligible(conn, ids, problems)
         problems.raise_if_any("the training file was not created")
         assert checked_name is not None
@@ -198,7 +200,10 @@ class TrainingFileService:
             raise NotFound(f"training file {training_file_id} does not exist")
         key = current.json_file_path if file_format is FileFormat.JSON else current.jsonl_file_path
         if key is None:
-            raise Conflict(f"training file {training_file_id} has no {file_format.value} object")
+            raise Conflict(
+                f"training file {training_file_id} has no {file_format.value} object",
+                code=ErrorCode.NOT_READY,
+            )
         return DownloadTarget(
             bucket=current.storage_bucket,
             key=key,
@@ -331,7 +336,8 @@ class TrainingFileService:
         ):
             raise Conflict(
                 f"the stored file of conversation {record.conversation_id} does not match its "
-                "record; re-import it"
+                "record; re-import it",
+                code=ErrorCode.CONVERSATION_CHANGED,
             )
         document: dict[str, Any] = json.loads(raw)
         return document
@@ -347,7 +353,8 @@ class TrainingFileService:
         _require_owner(current, user_id)
         if current.status != TrainingFileStatus.ACTIVE:
             raise Conflict(
-                f"training file {current.name!r} is {current.status}; restore it before adding"
+                f"training file {current.name!r} is {current.status}; restore it before adding",
+                code=ErrorCode.FILE_NOT_ACTIVE,
             )
         return current
 
@@ -406,7 +413,8 @@ async def _verify_unchanged(conn: asyncpg.Connection, built_from: list[Conversat
     if changed:
         raise Conflict(
             f"conversations changed while the file was built: {', '.join(map(str, changed))}; "
-            "try again"
+            "try again",
+            code=ErrorCode.CONVERSATION_CHANGED,
         )
 
 
@@ -416,14 +424,19 @@ def _require_owner(current: TrainingFileRecord, user_id: UUID) -> None:
 
 
 def _name_taken(problems: ProblemList, name: str) -> None:
-    problems.add(ErrorCode.NAME_TAKEN, f"a training file named {name!r} exists", field="name")
+    problems.add(
+        ErrorCode.NAME_TAKEN,
+        f"you already have a training file named {name!r} (names are unique among your own "
+        "files, ignoring case)",
+        field="name",
+    )
 
 
 def _is_name_conflict(error: BaseException) -> bool:
     """A create that lost the race for its name to a concurrent one."""
     return (
         isinstance(error, asyncpg.UniqueViolationError)
-        and error.constraint_name == "training_files_name_key"
+        and error.constraint_name == "training_files_owner_name_key"
     )
 
 

@@ -154,7 +154,8 @@ ORDER BY kind, first
 
 _GET = f"SELECT {_COLUMNS} FROM training_files WHERE id = $1"
 _GET_MANY = f"SELECT {_COLUMNS} FROM training_files WHERE id = ANY($1::uuid[])"
-_NAME_TAKEN = "SELECT EXISTS (SELECT 1 FROM training_files WHERE name = $1)"
+# Matches the unique index `training_files_owner_name_key`.
+_SAME_NAME = "SELECT name FROM training_files WHERE created_by = $1 AND lower(name) = lower($2)"
 
 _INSERT = f"""
 INSERT INTO training_files (id, name, description, status, created_by, created_date,
@@ -261,8 +262,10 @@ async def get_many(
     return {row["id"]: TrainingFileRecord.from_row(row) for row in rows}
 
 
-async def name_taken(conn: asyncpg.Connection, name: str) -> bool:
-    return bool(await conn.fetchval(_NAME_TAKEN, name))
+async def same_name(conn: asyncpg.Connection, owner: UUID, name: str) -> str | None:
+    """The name of the owner's file that `name` would clash with (it may differ in case)."""
+    taken: str | None = await conn.fetchval(_SAME_NAME, owner, name)
+    return taken
 
 
 async def member_stats(

@@ -4,107 +4,168 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import strawberry
 from strawberry.utils.str_converters import to_camel_case
 
+from ..db.training_files import TrainingFileRecord
 from ..errors import Forbidden, Problem, Unauthenticated, Unavailable, UserError
 from ..inputs import parse_uuid
+from ..storage.base import DownloadLink
 from .context import Context
+from .enums import DownloadErrorCode, TrainingFileErrorCode, TrainingFileFormat, in_family
 from .nodes import TrainingFile
-from .types import TrainingFileFormat
 
 Info = strawberry.Info[Context, None]
 T = TypeVar("T")
 
 
-@strawberry.type(
+@strawberry.interface(
     name="UserError",
-    description="Something about the request that must change for it to succeed.",
+    description="Something about the request that must change for it to succeed. Each payload "
+    "has its own kind, whose `code` is a closed enum of what that mutation can refuse.",
 )
-class UserErrorType:
-    code: str
-    field: str | None
-    message: str
-    conversation_ids: list[strawberry.ID]
+class UserErrorInterface:
+    field: str | None = strawberry.field(
+        description="The input field at fault, camelCase (`name`, `conversationIds`), or null "
+        "when it is the request as a whole."
+    )
+    message: str = strawberry.field(description="What is wrong, in words, for a person.")
+
+
+@strawberry.type(description="Why a change to a training file was refused.")
+class TrainingFileUserError(UserErrorInterface):
+    code: TrainingFileErrorCode = strawberry.field(description="What went wrong, for code.")
+    conversation_ids: list[strawberry.ID] = strawberry.field(
+        description="The conversations this error is about (not found, not eligible, already "
+        "in the file...); empty when it is about none in particular."
+    )
 
     @classmethod
-    def from_problem(cls, problem: Problem) -> UserErrorType:
+    def from_problem(cls, problem: Problem) -> TrainingFileUserError:
         return cls(
-            code=problem.code.value,
-            field=to_camel_case(problem.field) if problem.field else None,
+            code=in_family(TrainingFileErrorCode, problem.code),
+            field=_field(problem),
             message=problem.message,
             conversation_ids=[strawberry.ID(str(i)) for i in problem.conversation_ids],
         )
 
 
-@strawberry.type
+@strawberry.type(description="Why no download link was made.")
+class DownloadUserError(UserErrorInterface):
+    code: DownloadErrorCode = strawberry.field(description="What went wrong, for code.")
+
+    @classmethod
+    def from_problem(cls, problem: Problem) -> DownloadUserError:
+        return cls(
+            code=in_family(DownloadErrorCode, problem.code),
+            field=_field(problem),
+            message=problem.message,
+        )
+
+
+def _field(problem: Problem) -> str | None:
+    return to_camel_case(problem.field) if problem.field else None
+
+
+@strawberry.type(description="The training file as the mutation left it, or why it refused.")
 class TrainingFilePayload:
-    training_file: TrainingFile | None
-    user_errors: list[UserErrorType]
+    training_file: TrainingFile | None = strawberry.field(
+        description="The file after the change; null when `userErrors` is not empty."
+    )
+    user_errors: list[TrainingFileUserError] = strawberry.field(
+        description="Empty on success; otherwise every problem found, and nothing changed."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="An expiring download link, or why there is none.")
 class DownloadUrlPayload:
-    url: str | None
-    filename: str | None
-    expires_in_seconds: int | None
-    expires_at: datetime | None
-    user_errors: list[UserErrorType]
+    url: str | None = strawberry.field(
+        description="GET it (no Authorization header) before `expiresAt`; it serves the file "
+        "with `Content-Disposition: attachment` and honours `Range`."
+    )
+    filename: str | None = strawberry.field(
+        description="The file's name with its extension, as the download names it."
+    )
+    expires_in_seconds: int | None = strawberry.field(
+        description="How long the link lives (`DOWNLOAD_URL_TTL_SECONDS`)."
+    )
+    expires_at: datetime | None = strawberry.field(description="When the link stops working.")
+    user_errors: list[DownloadUserError] = strawberry.field(
+        description="Empty on success; otherwise why no link was made."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="A new training file.")
 class CreateTrainingFileInput:
-    name: str
-    description: str | None = None
-    conversation_ids: list[strawberry.ID]
+    name: str = strawberry.field(
+        description="1–255 characters, unique among your files ignoring case."
+    )
+    description: str | None = strawberry.field(default=None, description="Up to 5000 characters.")
+    conversation_ids: list[strawberry.ID] = strawberry.field(
+        description="1–80 distinct conversation uuids, each enriched (COMPLETED); the file "
+        "keeps this order."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="Conversations to append to a training file.")
 class AddConversationsInput:
-    training_file_id: strawberry.ID
-    conversation_ids: list[strawberry.ID]
+    training_file_id: strawberry.ID = strawberry.field(
+        description="The id of one of your active training files."
+    )
+    conversation_ids: list[strawberry.ID] = strawberry.field(
+        description="1–80 distinct conversation uuids, enriched and not yet in the file; "
+        "appended in this order."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="Which object of which training file to link to.")
 class DownloadUrlInput:
-    training_file_id: strawberry.ID
-    format: TrainingFileFormat
+    training_file_id: strawberry.ID = strawberry.field(description="The training file's id.")
+    format: TrainingFileFormat = strawberry.field(description="The JSON or the JSONL.")
 
 
-@strawberry.input
+@strawberry.input(description="One of your training files.")
 class TrainingFileIdInput:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="The training file's id.")
 
 
-async def _attempt(action: Callable[[], Awaitable[T]]) -> tuple[T | None, list[UserErrorType]]:
-    """Run a service call; turn the errors a user can fix into `userErrors`.
+async def _attempt(action: Callable[[], Awaitable[T]]) -> tuple[T | None, tuple[Problem, ...]]:
+    """Run a service call; return the problems a user can fix instead of raising them.
 
     Authentication and permission failures, and unavailable dependencies (nothing about the
     request is wrong: retry later), stay GraphQL errors with `extensions.code`.
     """
     try:
-        return await action(), []
+        return await action(), ()
     except (Unauthenticated, Forbidden, Unavailable):
         raise
     except UserError as error:
-        return None, [UserErrorType.from_problem(p) for p in error.problems]
+        return None, error.problems
 
 
-def _file_payload(result: tuple[object, list[UserErrorType]]) -> TrainingFilePayload:
-    record, errors = result
+def _file_payload(
+    result: tuple[TrainingFileRecord | None, tuple[Problem, ...]],
+) -> TrainingFilePayload:
+    record, problems = result
     return TrainingFilePayload(
-        training_file=TrainingFile.from_record(record) if record else None,  # type: ignore[arg-type]
-        user_errors=errors,
+        training_file=TrainingFile.from_record(record) if record else None,
+        user_errors=[TrainingFileUserError.from_problem(p) for p in problems],
     )
 
 
-@strawberry.type
+INPUT = strawberry.argument(description="What to do; see the input type.")
+
+
+@strawberry.type(
+    description="Changes. Each returns a payload whose `userErrors` say why it refused; "
+    "a refused mutation changes nothing."
+)
 class Mutation:
     @strawberry.mutation(description="Build a new training file from 1–80 conversations.")
     async def create_training_file(
-        self, info: Info, input: CreateTrainingFileInput
+        self, info: Info, input: Annotated[CreateTrainingFileInput, INPUT]
     ) -> TrainingFilePayload:
         ctx = info.context
         user_id = ctx.user_id
@@ -118,12 +179,12 @@ class Mutation:
 
     @strawberry.mutation(description="Append 1–80 conversations to one of your training files.")
     async def add_conversations(
-        self, info: Info, input: AddConversationsInput
+        self, info: Info, input: Annotated[AddConversationsInput, INPUT]
     ) -> TrainingFilePayload:
         ctx = info.context
         user_id = ctx.user_id
 
-        async def add() -> object:
+        async def add() -> TrainingFileRecord:
             file_id = parse_uuid(input.training_file_id, "trainingFileId")
             return await ctx.services.training_files.add_conversations(
                 user_id, file_id, list(input.conversation_ids)
@@ -132,35 +193,37 @@ class Mutation:
         return _file_payload(await _attempt(add))
 
     @strawberry.mutation(description="An expiring link to download the file (JSON or JSONL).")
-    async def download_url(self, info: Info, input: DownloadUrlInput) -> DownloadUrlPayload:
+    async def download_url(
+        self, info: Info, input: Annotated[DownloadUrlInput, INPUT]
+    ) -> DownloadUrlPayload:
         ctx = info.context
         user_id = ctx.user_id
 
-        async def link() -> object:
+        async def link() -> DownloadLink:
             file_id = parse_uuid(input.training_file_id, "trainingFileId")
             target = await ctx.services.training_files.download_target(
                 user_id, file_id, input.format
             )
             return await ctx.services.download_link(target, ctx.base_url)
 
-        result, errors = await _attempt(link)
+        result, problems = await _attempt(link)
         return DownloadUrlPayload(
-            url=getattr(result, "url", None),
-            filename=getattr(result, "filename", None),
-            expires_in_seconds=getattr(result, "expires_in_seconds", None),
-            expires_at=getattr(result, "expires_at", None),
-            user_errors=errors,
+            url=result.url if result else None,
+            filename=result.filename if result else None,
+            expires_in_seconds=result.expires_in_seconds if result else None,
+            expires_at=result.expires_at if result else None,
+            user_errors=[DownloadUserError.from_problem(p) for p in problems],
         )
 
     @strawberry.mutation(description="Hide a file from the default listing; keeps its objects.")
     async def archive_training_file(
-        self, info: Info, input: TrainingFileIdInput
+        self, info: Info, input: Annotated[TrainingFileIdInput, INPUT]
     ) -> TrainingFilePayload:
         return await _set_archived(info, input.id, archived=True)
 
     @strawberry.mutation(description="Make an archived file active again.")
     async def restore_training_file(
-        self, info: Info, input: TrainingFileIdInput
+        self, info: Info, input: Annotated[TrainingFileIdInput, INPUT]
     ) -> TrainingFilePayload:
         return await _set_archived(info, input.id, archived=False)
 
@@ -169,7 +232,7 @@ async def _set_archived(info: Info, raw_id: str, *, archived: bool) -> TrainingF
     ctx = info.context
     user_id = ctx.user_id
 
-    async def change() -> object:
+    async def change() -> TrainingFileRecord:
         file_id = parse_uuid(raw_id, "id")
         return await ctx.services.training_files.set_archived(user_id, file_id, archived)
 

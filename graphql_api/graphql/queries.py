@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
+from typing import Annotated
 
 import strawberry
 
@@ -10,27 +12,39 @@ from ..aggregation.service import training_file_page
 from ..conversations.service import list_conversations
 from ..db.conversations import ConversationFilter
 from ..db.training_files import TrainingFileFilter
+from ..domain.limits import MAX_PAGE_SIZE
+from ..errors import InvalidInput
 from ..inputs import parse_uuid, storable
 from ..version import package_version
 from .context import Context
-from .nodes import Conversation, TrainingFile
-from .pagination import Connection, to_connection
-from .types import EnrichmentStatus, TrainingFileStatus
+from .enums import EnrichmentStatus, TrainingFileStatus
+from .nodes import Conversation, Node, TrainingFile
+from .pagination import After, Connection, First, to_connection
 
 Info = strawberry.Info[Context, None]
 
 
 @strawberry.input(description="Every given field must match; omitted fields match anything.")
 class ConversationFilterInput:
-    enrichment_status: EnrichmentStatus | None = None
-    persona_key: str | None = None
-    emotional_arc_key: str | None = None
-    training_topic_key: str | None = None
+    enrichment_status: EnrichmentStatus | None = strawberry.field(
+        default=None, description="Conversations at this enrichment stage."
+    )
+    persona_key: str | None = strawberry.field(
+        default=None, description="Conversations with this persona key, e.g. `anxious_planner`."
+    )
+    emotional_arc_key: str | None = strawberry.field(
+        default=None, description="Conversations with this emotional arc key."
+    )
+    training_topic_key: str | None = strawberry.field(
+        default=None, description="Conversations with this training topic key."
+    )
     min_quality: float | None = strawberry.field(
         default=None, description="Conversations whose quality score is at least this."
     )
     not_in_training_file: strawberry.ID | None = strawberry.field(
-        default=None, description="Leave out the conversations already in this training file."
+        default=None,
+        description="A training file's id: leave out the conversations already in that file "
+        "(what `addConversations` could still add to it).",
     )
     eligible_only: bool = strawberry.field(
         default=False,
@@ -55,7 +69,9 @@ class TrainingFileFilterInput:
     status: TrainingFileStatus | None = strawberry.field(
         default=TrainingFileStatus.ACTIVE, description="Null lists files of every status."
     )
-    created_by: strawberry.ID | None = None
+    created_by: strawberry.ID | None = strawberry.field(
+        default=None, description="The owner's user id (`viewer { id }` for your own files)."
+    )
     name_contains: str | None = strawberry.field(
         default=None, description="Case-insensitive substring of the name."
     )
@@ -78,18 +94,24 @@ class ServerInfo:
 
 @strawberry.type(description="The authenticated caller.")
 class Viewer:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="Your user id: the token's `sub` claim.")
 
 
-@strawberry.type
+FILTER = strawberry.argument(description="Which items to list; omitted: see the filter's defaults.")
+ID_ARGUMENT = strawberry.argument(description="The object's uuid.")
+
+
+@strawberry.type(
+    description="Reads. Everything but introspection needs `Authorization: Bearer <token>`."
+)
 class Query:
     @strawberry.field(description="Conversations, newest first.")
     async def conversations(
         self,
         info: Info,
-        filter: ConversationFilterInput | None = None,
-        first: int | None = None,
-        after: str | None = None,
+        filter: Annotated[ConversationFilterInput | None, FILTER] = None,
+        first: First = None,
+        after: After = None,
     ) -> Connection[Conversation]:
         where = filter.to_filter() if filter else ConversationFilter()
         ctx = info.context
@@ -97,7 +119,9 @@ class Query:
         return to_connection(page, Conversation.from_record)
 
     @strawberry.field(description="One conversation by its uuid, or null.")
-    async def conversation(self, info: Info, id: strawberry.ID) -> Conversation | None:
+    async def conversation(
+        self, info: Info, id: Annotated[strawberry.ID, ID_ARGUMENT]
+    ) -> Conversation | None:
         record = await info.context.loaders.conversation.load(parse_uuid(id, "id"))
         return Conversation.from_record(record) if record else None
 
@@ -105,9 +129,9 @@ class Query:
     async def training_files(
         self,
         info: Info,
-        filter: TrainingFileFilterInput | None = None,
-        first: int | None = None,
-        after: str | None = None,
+        filter: Annotated[TrainingFileFilterInput | None, FILTER] = None,
+        first: First = None,
+        after: After = None,
     ) -> Connection[TrainingFile]:
         where = (filter or TrainingFileFilterInput()).to_filter()
         ctx = info.context
@@ -115,9 +139,29 @@ class Query:
         return to_connection(page, TrainingFile.from_record)
 
     @strawberry.field(description="One training file by its id, or null.")
-    async def training_file(self, info: Info, id: strawberry.ID) -> TrainingFile | None:
+    async def training_file(
+        self, info: Info, id: Annotated[strawberry.ID, ID_ARGUMENT]
+    ) -> TrainingFile | None:
         record = await info.context.loaders.training_file.load(parse_uuid(id, "id"))
         return TrainingFile.from_record(record) if record else None
+
+    @strawberry.field(
+        description="Any object by its id (a conversation or a training file), or null: what "
+        "Relay and Apollo use to refetch a cached object."
+    )
+    async def node(self, info: Info, id: Annotated[strawberry.ID, ID_ARGUMENT]) -> Node | None:
+        return (await _nodes(info, [id]))[0]
+
+    @strawberry.field(
+        description=f"Several objects by id, in the order asked, null where none exists; at "
+        f"most {MAX_PAGE_SIZE} ids."
+    )
+    async def nodes(
+        self,
+        info: Info,
+        ids: Annotated[list[strawberry.ID], strawberry.argument(description="Object uuids.")],
+    ) -> list[Node | None]:
+        return await _nodes(info, ids)
 
     @strawberry.field(description="Who the bearer token says you are.")
     def viewer(self, info: Info) -> Viewer:
@@ -126,3 +170,26 @@ class Query:
     @strawberry.field(description="About the server itself; needs no token.")
     def server_info(self) -> ServerInfo:
         return ServerInfo(version=package_version())
+
+
+async def _nodes(info: Info, raw_ids: list[strawberry.ID]) -> list[Node | None]:
+    """Both loaders batch, so any number of ids costs one statement per type.
+
+    A training file's id is a random v4 uuid, a conversation's comes from its file name; were
+    both ever the same, the training file is returned.
+    """
+    if len(raw_ids) > MAX_PAGE_SIZE:
+        raise InvalidInput(f"ids: at most {MAX_PAGE_SIZE} ids, got {len(raw_ids)}")
+    ids = [parse_uuid(raw, "ids" if len(raw_ids) > 1 else "id") for raw in raw_ids]
+    loaders = info.context.loaders
+    files, conversations = await asyncio.gather(
+        loaders.training_file.load_many(ids), loaders.conversation.load_many(ids)
+    )
+    return [
+        TrainingFile.from_record(file)
+        if file is not None
+        else Conversation.from_record(conversation)
+        if conversation is not None
+        else None
+        for file, conversation in zip(files, conversations, strict=True)
+    ]

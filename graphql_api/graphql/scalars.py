@@ -15,6 +15,8 @@ from strawberry.types.scalar import ScalarDefinition
 BigInt = NewType("BigInt", int)
 
 RFC_3339 = "https://datatracker.ietf.org/doc/html/rfc3339"
+# JSON numbers, and why integers up to 2^53 are the ones every client reads exactly.
+RFC_8259_NUMBERS = "https://datatracker.ietf.org/doc/html/rfc8259#section-6"
 # What PostgreSQL's to_char writes for the same instant: the compiled read path uses it.
 DATETIME_SQL_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 
@@ -42,6 +44,7 @@ SCALAR_MAP: dict[object, ScalarDefinition] = {
             "A whole number that may exceed 32 bits (byte sizes), sent as a JSON number; "
             "it stays below 2^53, so JavaScript's number holds it exactly."
         ),
+        specified_by_url=RFC_8259_NUMBERS,
         serialize=int,
         parse_value=int,
     ),

@@ -7,41 +7,28 @@ from typing import Any
 import strawberry
 
 from ..db.training_files import TrainingFileRecord
-from ..domain import enums
 from ..domain.limits import as_float, percentage
-
-# The domain's enums, exposed as they are (GraphQL shows the member names): registering them
-# with Strawberry marks the classes themselves.
-strawberry.enum(
-    enums.EnrichmentStatus, description="Where a conversation is in the enrichment pipeline."
-)
-strawberry.enum(
-    enums.QualityTier, description="Quality tier from the quality score (≥4.5, ≥3.5, ≥2.5, lower)."
-)
-strawberry.enum(enums.TrainingFileStatus, description="Lifecycle of a training file.")
-strawberry.enum(
-    enums.FileFormat,
-    name="TrainingFileFormat",
-    description="Which of a training file's two objects.",
-)
-EnrichmentStatus = enums.EnrichmentStatus
-QualityTier = enums.QualityTier
-TrainingFileStatus = enums.TrainingFileStatus
-TrainingFileFormat = enums.FileFormat
 
 
 @strawberry.type(description="One finding of the import validation.")
 class ValidationIssue:
-    code: str
-    path: str
-    message: str
+    code: str = strawberry.field(description="What was found, e.g. `enum_drift`, `missing_field`.")
+    path: str = strawberry.field(
+        description="Where in the file, e.g. `training_pairs[*].conversation_metadata.emotional_arc_key`."
+    )
+    message: str = strawberry.field(description="The finding in words, for a person.")
 
 
 @strawberry.type(description="What import validation found in the conversation's file.")
 class ValidationReport:
-    valid: bool
-    blockers: list[ValidationIssue]
-    warnings: list[ValidationIssue]
+    valid: bool = strawberry.field(description="True when nothing blocked the import.")
+    blockers: list[ValidationIssue] = strawberry.field(
+        description="Structural problems that block an import (an imported file has none)."
+    )
+    warnings: list[ValidationIssue] = strawberry.field(
+        description="Drift the import accepted: enum values outside the schema, unknown keys, "
+        "missing optional keys; a finding repeated across pairs is folded into one."
+    )
 
     @classmethod
     def from_json(cls, report: dict[str, Any]) -> ValidationReport:
@@ -60,26 +47,39 @@ class ValidationReport:
 
 @strawberry.type(description="Quality over every training pair of the file.")
 class QualitySummary:
-    average: float | None
-    minimum: float | None
-    maximum: float | None
-    human_reviewed_count: int
-    human_reviewed_percentage: float
+    average: float | None = strawberry.field(
+        description="Mean quality score of the pairs, 1–5, rounded half up to 2 places; null "
+        "when no pair has a score."
+    )
+    minimum: float | None = strawberry.field(description="Lowest quality score of a pair.")
+    maximum: float | None = strawberry.field(description="Highest quality score of a pair.")
+    human_reviewed_count: int = strawberry.field(
+        description="Pairs marked `human_reviewed` in their training metadata."
+    )
+    human_reviewed_percentage: float = strawberry.field(
+        description="Human-reviewed pairs as a share of all pairs, 0–100, 2 places."
+    )
 
 
 @strawberry.type(description="How many conversations of the file share one scaffolding key.")
 class DistributionEntry:
-    key: str
-    name: str | None
-    count: int
+    key: str = strawberry.field(description="The key, e.g. `anxious_planner`.")
+    name: str | None = strawberry.field(description="Its display name, when the files give one.")
+    count: int = strawberry.field(description="Conversations of the file with this key.")
     percentage: float = strawberry.field(description="Share of the file's conversations, 0–100.")
 
 
 @strawberry.type(description="Balance of the file across personas, emotional arcs and topics.")
 class ScaffoldingDistribution:
-    personas: list[DistributionEntry]
-    emotional_arcs: list[DistributionEntry]
-    training_topics: list[DistributionEntry]
+    personas: list[DistributionEntry] = strawberry.field(
+        description="By persona key, in order of first appearance in the file."
+    )
+    emotional_arcs: list[DistributionEntry] = strawberry.field(
+        description="By emotional arc key, in order of first appearance in the file."
+    )
+    training_topics: list[DistributionEntry] = strawberry.field(
+        description="By training topic key, in order of first appearance in the file."
+    )
 
 
 def _percentage(part: int, whole: int) -> float:

@@ -390,7 +390,8 @@ _CONVERSATION: dict[str, Field] = {
     "empathyScore": _column("empathy_score", number),
     "clarityScore": _column("clarity_score", number),
     "appropriatenessScore": _column("appropriateness_score", number),
-    "brandVoiceAlignment": _column("brand_voice_alignment", number),
+    "brandVoiceAlignmentScore": _column("brand_voice_alignment", number),
+    "brandVoiceAlignment": _column("brand_voice_alignment", number),  # deprecated alias
     "tier": _column("tier", enum_name),
     "enrichmentStatus": _column("enrichment_status", enum_name),
     "enrichedFileSize": _column("enriched_file_size"),
@@ -412,8 +413,10 @@ _TRAINING_FILE: dict[str, Field] = {
     "status": _column("status", enum_name),
     "version": _column("version"),
     "conversationCount": _column("conversation_count"),
-    "totalTrainingPairs": _column("total_training_pairs"),
-    "trainablePairs": _column("trainable_pairs"),
+    "pairCount": _column("total_training_pairs"),
+    "trainablePairCount": _column("trainable_pairs"),
+    "totalTrainingPairs": _column("total_training_pairs"),  # deprecated alias
+    "trainablePairs": _column("trainable_pairs"),  # deprecated alias
     "jsonFileSize": _column("json_file_size"),
     "jsonlFileSize": _column("jsonl_file_size"),
     "qualitySummary": _same_row,
