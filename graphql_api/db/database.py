@@ -12,6 +12,7 @@ import asyncpg
 
 from ..errors import Busy, DatabaseUnavailable
 from ..observability import metrics
+from .data_version import SharedReads
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -59,6 +60,15 @@ class Database:
     def __init__(self, pool: asyncpg.Pool, *, acquire_timeout_seconds: float = 10.0) -> None:
         self.pool = pool
         self._acquire_timeout = acquire_timeout_seconds
+        self._versions = SharedReads(self._read_version)
+
+    async def data_version(self) -> int:
+        """The data version now: read after this call began, shared with concurrent callers."""
+        return await self._versions.current()
+
+    async def _read_version(self) -> int:
+        async with self.connection() as conn:
+            return int(await conn.fetchval(DATA_VERSION))
 
     @asynccontextmanager
     async def session(self, user_id: UUID | None = None) -> AsyncIterator[asyncpg.Connection]:

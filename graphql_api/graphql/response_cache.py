@@ -3,7 +3,8 @@
 Keyed by the request as sent (method, body or query string) and the caller, so a response is
 only ever served to the user it was computed for. An entry is served while PostgreSQL's data
 version (migration 0004, bumped by every commit in any process) is the one it was computed at;
-checking that costs one tiny query. Every cacheable response carries an `ETag`, and a client
+checking that costs one tiny query, shared by every hit that arrives while it runs
+(`Database.data_version`). Every cacheable response carries an `ETag`, and a client
 sending it back in `If-None-Match` gets `304 Not Modified` without a body.
 
 It wraps the GraphQL view as ASGI: the view marks a response cacheable (a query, no errors) by
@@ -21,7 +22,6 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..authentication import Caller
-from ..db.database import DATA_VERSION
 from ..failures import as_unavailable
 from ..observability.context import Operation, current_operation, record_operation
 from ..observability.metrics import CACHE_HITS, CACHE_MISSES
@@ -162,8 +162,8 @@ def _etag(body: bytes) -> bytes:
 async def _current_version(scope: Scope) -> int | None:
     services: Any = scope["app"].state.services
     try:
-        async with services.db.connection() as conn:
-            return int(await conn.fetchval(DATA_VERSION))
+        version: int = await services.db.data_version()
+        return version
     except Exception as error:
         if as_unavailable(error) is None:
             raise
