@@ -435,6 +435,7 @@ def _token(args: argparse.Namespace) -> int:
             secret=settings.jwt_secret,
             ttl_seconds=args.ttl,
             audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
         )
         + "\n"
     )

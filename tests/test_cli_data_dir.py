@@ -194,6 +194,20 @@ def test_token_with_jwt_secret_needs_no_data_dir(elsewhere: Path) -> None:
     assert list(elsewhere.iterdir()) == []
 
 
+def test_token_carries_the_issuer_and_audience_the_server_requires(elsewhere: Path) -> None:
+    env = _bare_env(JWT_SECRET=SECRET, JWT_ISSUER="https://auth.example", JWT_AUDIENCE="app")
+    result = _run(elsewhere, env, "token", "--user", "alice")
+    assert result.returncode == 0, result.stderr
+    claims = jwt.decode(
+        result.stdout.strip(),
+        SECRET,
+        algorithms=["HS256"],
+        issuer="https://auth.example",
+        audience="app",
+    )
+    assert claims["iss"] == "https://auth.example" and claims["aud"] == "app"
+
+
 def test_migrate_creates_a_fresh_data_dir_but_no_secret(scratch: Path, elsewhere: Path) -> None:
     data_dir = scratch / "fresh"
     migrated = _run(elsewhere, _bare_env(), "migrate", "--data-dir", str(data_dir))
