@@ -75,6 +75,10 @@ class LocalStorage:
     inside a bucket are never followed: a key whose path passes through one is rejected with
     `InvalidKey`.
 
+    A pending write that is a segment directory is aborted only once nothing holds it: its
+    writer (in any process) and readers of the composite it belonged to keep a shared lock on
+    it, and `abort_pending_write` then raises `StorageError` instead of breaking them.
+
     Nothing but this app can serve the files, so download links point at the app's own route,
     signed by `link_signer`; a storage opened without one (maintenance, tests) hands out none.
     """
