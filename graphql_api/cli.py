@@ -193,6 +193,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
+    from .observability.serving import UVICORN_OPTIONS, metrics_for_workers, start_logging
 
     if not 1 <= args.workers <= 64:
         console.print("[red]error:[/red] --workers must be between 1 and 64")
@@ -201,6 +202,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         # Workers read their settings from the environment: give them this data dir.
         os.environ["DATA_DIR"] = str(settings.data_dir)
+    start_logging(settings)
     asyncio.run(_prepare_for_serving(settings, demo=not args.no_demo))
     # Not wrapped and not markup, so that each command line can be pasted as printed.
     console.print(_banner(settings), highlight=False, markup=False, emoji=False, soft_wrap=True)
@@ -210,17 +212,21 @@ def _serve(args: argparse.Namespace) -> int:
     # With one process, the app object; with several, each worker builds its own app (and
     # pools) from the same environment and joins the embedded PostgreSQL this process started,
     # which stops with the last of them.
-    uvicorn.run(
-        create_app(settings, migrate=False) if args.workers == 1 else "graphql_api.app:worker_app",
-        factory=args.workers > 1,
-        workers=args.workers,
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        # In-flight requests get this long to finish after SIGTERM or Ctrl-C; then they are
-        # cancelled (their builds clean up after themselves) and the process exits.
-        timeout_graceful_shutdown=int(settings.shutdown_timeout),
-    )
+    with metrics_for_workers(settings, args.workers):
+        uvicorn.run(
+            create_app(settings, migrate=False)
+            if args.workers == 1
+            else "graphql_api.app:worker_app",
+            factory=args.workers > 1,
+            workers=args.workers,
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            # In-flight requests get this long to finish after SIGTERM or Ctrl-C; then they are
+            # cancelled (their builds clean up after themselves) and the process exits.
+            timeout_graceful_shutdown=int(settings.shutdown_timeout),
+            **UVICORN_OPTIONS,
+        )
     if args.workers > 1:
         _forget_exited_workers(settings)
     return 0
