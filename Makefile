@@ -5,12 +5,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test install playground-assets schema lint bench soak bench-read clean
+.PHONY: serve test install playground-assets codegen-tools clients schema lint bench soak bench-read clean
 
 serve: install playground-assets
 	$(BIN)/training-files serve
 
-test: install playground-assets lint
+test: install playground-assets codegen-tools lint
 	$(BIN)/pytest
 
 install: $(STAMP)
@@ -36,6 +36,23 @@ $(ASSETS): package-lock.json $(STAMP)
 	else \
 		echo "npm not found: the playground will load its files from the CDN (needs internet)."; \
 	fi
+
+# ariadne-codegen (the Python client's generator) needs a graphql-core older than the server's, so
+# it gets a virtualenv of its own; the client it writes runs in ours.
+CODEGEN := $(VENV)/codegen
+
+codegen-tools: $(CODEGEN)/.installed
+
+$(CODEGEN)/.installed: clients/python/requirements.txt | $(STAMP)
+	$(PYTHON) -m venv $(CODEGEN)
+	$(CODEGEN)/bin/pip install --quiet -r clients/python/requirements.txt
+	@touch $@
+
+# Typed clients for your own code, from schema.graphql and clients/operations (not committed):
+# clients/typescript/generated/ and clients/python/training_files_client/.
+clients: playground-assets codegen-tools
+	node_modules/.bin/graphql-codegen --config clients/typescript/codegen.ts
+	$(CODEGEN)/bin/ariadne-codegen client
 
 schema: install
 	$(BIN)/training-files export-schema > schema.graphql
