@@ -5,12 +5,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test install playground-assets codegen-tools clients schema lint bench soak bench-read clean
+.PHONY: serve test install playground-assets codegen-tools browser clients schema lint bench soak bench-read clean
 
 serve: install playground-assets
 	$(BIN)/training-files serve
 
-test: install playground-assets codegen-tools lint
+test: install playground-assets codegen-tools browser lint
 	$(BIN)/pytest
 
 install: $(STAMP)
@@ -47,6 +47,18 @@ $(CODEGEN)/.installed: clients/python/requirements.txt | $(STAMP)
 	$(PYTHON) -m venv $(CODEGEN)
 	$(CODEGEN)/bin/pip install --quiet -r clients/python/requirements.txt
 	@touch $@
+
+# Chromium for the playground's browser test: Debian's package (`playwright install` downloads
+# its browsers from a CDN outside the package registries, which fails here and on CI). Installed
+# only as root with apt-get, as on CI; elsewhere the test skips and says so.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "chromium not found: the playground's browser test will skip (apt-get install chromium)."; \
+	fi
 
 # Typed clients for your own code, from schema.graphql and clients/operations (not committed):
 # clients/typescript/generated/ and clients/python/training_files_client/.
