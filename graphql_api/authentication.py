@@ -71,16 +71,19 @@ class BearerTokens(AuthenticationBackend):
         )
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser]:
+        caller = await self.caller(conn.headers.get("authorization"))
+        return AuthCredentials(["authenticated"] if caller.is_authenticated else []), caller
+
+    async def caller(self, authorization: str | None) -> Caller:
+        """Who an `Authorization` value names: from a header, or from a websocket's
+        `connection_init` payload (browsers cannot set headers on a websocket)."""
         try:
             viewer = await authenticate_bearer(
-                conn.headers.get("authorization"),
-                secret=self._secret,
-                rules=self._rules,
-                keys=self._keys,
+                authorization, secret=self._secret, rules=self._rules, keys=self._keys
             )
         except Unauthenticated as refusal:
-            return AuthCredentials(), Caller(None, refusal)
-        return AuthCredentials(["authenticated"]), Caller(viewer)
+            return Caller(None, refusal)
+        return Caller(viewer)
 
 
 def signing_keys(settings: Settings) -> JwksCache | None:

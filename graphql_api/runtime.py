@@ -148,7 +148,7 @@ async def open_pools(settings: Settings, urls: DatabaseUrls) -> Pools:
     try:
         # Requests set the caller at every checkout (`Reader`, `Database.session`).
         requests = await pool(urls.app, settings.database_pool_size, keep_session=True)
-        db = Database(requests, acquire_timeout_seconds=timeout)
+        db = Database(requests, acquire_timeout_seconds=timeout, dsn=urls.app)
         writers = WriterPool(
             await pool(urls.app, settings.writer_connections), timeout_seconds=settings.lock_timeout
         )

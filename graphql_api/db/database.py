@@ -57,10 +57,23 @@ async def give_back(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
 
 
 class Database:
-    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, acquire_timeout_seconds: float = 10.0, dsn: str | None = None
+    ) -> None:
+        """`dsn` is where `pool` connects, for the few connections that must stay out of it."""
         self.pool = pool
         self._acquire_timeout = acquire_timeout_seconds
+        self._dsn = dsn
         self._versions = SharedReads(self._read_version)
+
+    async def connect_alone(self) -> asyncpg.Connection:
+        """A connection of its own, outside the pool (e.g. to LISTEN for as long as needed)."""
+        if self._dsn is None:
+            raise DatabaseUnavailable("this server was started without a database address")
+        try:
+            return await asyncpg.connect(self._dsn, timeout=self._acquire_timeout)
+        except CONNECT_ERRORS as error:
+            raise unreachable() from error
 
     async def data_version(self) -> int:
         """The data version now: read after this call began, shared with concurrent callers."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 from strawberry.dataloader import DataLoader
 from strawberry.types.graphql import OperationType
 
@@ -67,12 +67,14 @@ def make_loaders(reader: Reader) -> Loaders:
 
 @dataclass
 class Context:
-    request: Request
+    request: HTTPConnection  # a Request, or the WebSocket of subscriptions
     services: Services
     # Where documents Strawberry validated as queries are trusted for the compiled path.
     compiled: CompiledReads | None = None
     # Set once the operation is known (RecordOperationType): only queries are cached.
     operation_type: OperationType | None = field(default=None, init=False)
+    # A websocket's `connection_init` payload (Strawberry sets it).
+    connection_params: object = field(default=None, init=False)
     _loaders: Loaders | None = field(default=None, init=False)
     _reader: Reader | None = field(default=None, init=False)
 

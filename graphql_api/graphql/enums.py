@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 E = TypeVar("E", bound=enum.Enum)
 
 
-def _expose(
+def expose(
     cls: type[enum.Enum], description: str, values: dict[str, str], name: str | None = None
 ) -> None:
     """Register a domain enum with Strawberry as it is (GraphQL shows the member names), with
@@ -28,7 +28,7 @@ def _expose(
         value.description = values[value.name]
 
 
-_expose(
+expose(
     enums.EnrichmentStatus,
     "Where a conversation is in the upstream enrichment pipeline.",
     {
@@ -38,7 +38,7 @@ _expose(
         "FAILED": "Enrichment failed.",
     },
 )
-_expose(
+expose(
     enums.QualityTier,
     "Quality tier of a conversation, from its quality score.",
     {
@@ -48,7 +48,7 @@ _expose(
         "REJECTED": "Quality score below 2.5.",
     },
 )
-_expose(
+expose(
     enums.TrainingFileStatus,
     "Lifecycle of a training file.",
     {
@@ -58,12 +58,17 @@ _expose(
         "FAILED": "The last change failed (the previous version is intact).",
     },
 )
-_expose(
+expose(
     enums.FileFormat,
     "Which of a training file's objects.",
     {
         "JSON": "The full `brightrun-lora-v4` JSON, indented for human review (`<name>.json`).",
         "JSONL": "One line per trainable pair after a `_meta` line (`<name>.jsonl`).",
+        "OPENAI_CHAT": 'One `{"messages": [...]}` line per trainable pair, as OpenAI chat '
+        "fine-tuning and TRL's SFTTrainer take it; no header line (`<name>.openai.jsonl`).",
+        "HF_DATASET": "One flat record per trainable pair (ids, scaffolding, quality, texts and "
+        "`messages`), the same keys and types on every line, for Hugging Face `datasets`; no "
+        "header line (`<name>.hf.jsonl`).",
     },
     name="TrainingFileFormat",
 )
@@ -98,7 +103,7 @@ class DownloadErrorCode(enum.Enum):
 
 
 def _expose_codes(cls: type[enum.Enum], description: str) -> None:
-    _expose(cls, description, {member.name: MEANING[ErrorCode(member.value)] for member in cls})
+    expose(cls, description, {member.name: MEANING[ErrorCode(member.value)] for member in cls})
 
 
 _expose_codes(

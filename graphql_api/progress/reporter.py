@@ -1,0 +1,98 @@
+"""The publishing side: one build's events, throttled so that reporting costs little."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from uuid import UUID
+
+from .events import Phase, ProgressEvent
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[ProgressEvent], Awaitable[None]]
+
+# Counts are published at most this often; phases always.
+DEFAULT_INTERVAL_SECONDS = 0.2
+# Progress is best effort: a slow or failing publish must not slow or fail the build.
+_PUBLISH_TIMEOUT_SECONDS = 1.0
+
+
+class BuildProgress:
+    def __init__(
+        self,
+        publish: Publish,
+        training_file_id: UUID,
+        conversations_total: int,
+        *,
+        interval: float = DEFAULT_INTERVAL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._publish = publish
+        self._file_id = training_file_id
+        self._total = conversations_total
+        self._interval = interval
+        self._clock = clock
+        self._sequence = 0
+        self._done = 0
+        self._bytes = 0
+        self._last_sent = float("-inf")
+
+    async def waiting(self) -> None:
+        await self._send(Phase.WAITING)
+
+    async def building(self) -> None:
+        await self._send(Phase.BUILDING)
+
+    async def advanced(self, conversations_done: int, bytes_written: int) -> None:
+        self._done, self._bytes = conversations_done, bytes_written
+        if self._clock() - self._last_sent >= self._interval:
+            await self._send(Phase.BUILDING)
+
+    async def committing(self, bytes_written: int) -> None:
+        self._done, self._bytes = self._total, bytes_written
+        await self._send(Phase.COMMITTING)
+
+    async def committed(self, version: int) -> None:
+        await self._send(Phase.COMMITTED, version=version)
+
+    async def failed(self, code: str, message: str) -> None:
+        await self._send(Phase.FAILED, error_code=code, error_message=message)
+
+    async def _send(
+        self,
+        phase: Phase,
+        *,
+        version: int | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        self._sequence += 1
+        self._last_sent = self._clock()
+        event = ProgressEvent(
+            self._file_id,
+            self._sequence,
+            phase,
+            self._done,
+            self._total,
+            self._bytes,
+            version,
+            error_code,
+            error_message,
+        )
+        try:
+            async with asyncio.timeout(_PUBLISH_TIMEOUT_SECONDS):
+                await self._publish(event)
+        except Exception as error:
+            log.warning("progress of %s not published: %s", self._file_id, error or type(error))
+
+
+async def _ignore(event: ProgressEvent) -> None:
+    return None
+
+
+def unreported(training_file_id: UUID, conversations_total: int) -> BuildProgress:
+    """For builds nobody watches (tests of the service alone, tools)."""
+    return BuildProgress(_ignore, training_file_id, conversations_total)
