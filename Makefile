@@ -74,8 +74,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Creates and adds over GraphQL on local storage and S3 (moto), each figure beside its target;
+# `make bench BENCH_ARGS=--huge` also builds and extends a 100,000-conversation file (hours).
 bench: install
-	$(BIN)/python -m bench.aggregation
+	$(BIN)/python -m bench.aggregation $(BENCH_ARGS)
 
 # 16 clients for 60 s against a real server, half of the requests changing files; then `check`.
 soak: install

@@ -1,467 +1,522 @@
-"""Benchmark of training-file aggregation: the two targets of README → Design → Aggregation.
+"""Write-path benchmark: creates and adds through the GraphQL API, on local storage and on S3.
 
-Run with `make bench` (or `.venv/bin/python -m bench.aggregation`). It starts a throwaway
-embedded PostgreSQL and a temporary storage directory (both removed at exit), generates 450
-demo conversations and imports them, then measures, in one run:
+Run with `make bench` (or `.venv/bin/python -m bench.aggregation`); `--huge` also builds and
+extends a 100,000-conversation file on local storage (much longer: about 100,000 imports and
+1,250 adds). `--backends local` or `--backends s3` runs one backend; `--sizes 80,1000` and
+`--creates`/`--rounds` shrink a run for a quick look. Nothing is asserted: each figure is
+printed beside its target with "met" or "NOT MET", and the exit status is 0. Everything runs
+on 127.0.0.1 in temporary directories; every process and directory is removed at exit, Ctrl-C
+and SIGTERM included.
 
-1. *An add is proportional to what is added.* Two files are created from scratch, one of 50
-   and one of 400 conversations; then 10 conversations are added to each, five times (median
-   reported). Storage is wrapped so every read of an enriched conversation file and every byte
-   written is counted. Read the table as: an add to the 400-conversation file reads the same
-   10 conversations as an add to the 50-conversation file and should take about as long
-   (ratio near 1), while building the file from scratch grows like N (ratio near 8). What an
-   add still does in proportion to the file is byte work: the old bodies ("old body") are
-   copied as ranges, never re-read as conversations (streamed through the process on local
-   storage, server-side `UploadPartCopy` on S3), and the new objects ("written") hold the
-   whole file. So the add ratio sits between 1 and the bytes-written ratio on local disk.
-2. *Memory stays flat.* Fresh files of 50 and of 400 conversations are created while
-   `tracemalloc` records the peak of Python allocations above the level before the call, and
-   again each in a subprocess that reports its peak RSS (`getrusage`, after a small warm-up
-   build). Compare the peaks with the output size (ratio ~8): the bodies are streamed, so
-   memory must not follow it. The bench also prints what the file's conversation rows (the
-   metadata loaded from PostgreSQL, no bodies) hold alone, and the peak per extra conversation
-   next to the output per conversation, so a residual slope can be attributed.
+Set-up, in one run:
 
-Timings are not asserted: the script only prints figures and exits 0. The API caps a request
-at 80 conversations; the bench lifts that cap in its own process so that the 400-conversation
-file can be built in one request, which is what "from scratch" means here.
+1. One throwaway embedded PostgreSQL; a database of its own per backend on it (migrated, as
+   `serve` would, with the request path's unprivileged login role).
+2. Demo conversations (`write_demo_set`, seed 4242): as many as the largest file holds plus
+   the adds measured on it, since a file never holds a conversation twice. They are imported
+   in-process with `ConversationImporter` as the owner, 8 at a time, separately into each
+   backend: each import stores the enriched file and its pre-rendered `<id>/<sha>.pieces`
+   object beside it.
+3. Per backend, `training-files serve --no-demo` with the shipped defaults on that database
+   and storage (local: a directory; S3: `moto_server` on 127.0.0.1 with STORAGE_URL=s3://,
+   S3_ENDPOINT_URL, credentials and S3_CREATE_BUCKETS=true), except CLEANUP_INTERVAL: the
+   bench deletes retired versions itself, between adds and never inside a timed one.
+
+Measurements, all in that run and against that one server process per backend:
+
+- *Create, end to end*: wall time of a `createTrainingFile` mutation of 80 conversations over
+  HTTP, median of 5 creates with distinct names and conversation sets, after one untimed
+  create (the 80-conversation file below) has warmed the server up.
+- *I/O floor* (local storage): after each timed create, on the same disk, read the 80
+  conversations' pieces objects from the storage directory (what a build reads), then write
+  as many bytes as the create stored (every file under its `training-files/<id>/` directory:
+  JSON, JSONL and whatever else a version holds) to a new file with 1 MiB writes and fsync
+  it. Median of the 5. Beside each create, the CPU time the server used meanwhile. Target: create ≤ 2× the floor. (S3's create is printed
+  against the same floor for comparison; its pieces live in moto, not on a disk.)
+- *Add*: files of 80, 1,000 and 10,000 conversations (and 100,000 with `--huge`) are built
+  beforehand by one create of 80 and then adds of 80 (the API's cap; the 1,000 file's last
+  add is 40) through GraphQL against the same server. That is as fast as calling the service
+  in-process (HTTP costs milliseconds of an add), and the measured server is then the one
+  that grew each file, so its memory counts. One exception, S3 files past 1,000: moto copies
+  an UploadPartCopy's whole source and rebuilds the whole object when an upload completes,
+  so each add costs moto time in proportion to the file and 125 adds of 80 would take it
+  most of an hour; those are built in-process through the service by adds of 2,000 (the cap
+  lifted in the bench process only). The result is the same objects and rows; on local
+  storage, where how a file was built shapes it (an add links the old body's segments), all
+  builds are adds of 80. Then 3 rounds of adding 80 new conversations to each file over
+  GraphQL (sizes in alternating order), the median of the 3 per size. Target: add to 10,000
+  ≤ 1.5× add to 80, on local storage and on S3. Beside each add: the CPU time the server (and
+  moto) used meanwhile, from /proc/<pid>/stat, and `wchar` of /proc/<pid>/io, the bytes the
+  server itself passed to write calls, which shows whether it streamed the old body or had
+  it linked by the file system (sockets' sends are not counted, so it says nothing on S3).
+- *Memory*: the server's VmHWM (peak RSS, /proc/<pid>/status), reset at the start of each
+  phase (`clear_refs` 5) so each phase has its own peak: idle after start, the creates of 80,
+  the build of each file, the measured adds. Memory is flat when the peak while building and
+  extending the largest file is at most 1.2× the peak with only 80-conversation files. The
+  largest-file targets (100,000 conversations, `--huge`): server peak RSS ≤ 250 MB and an add
+  of 80 to it in < 2 s. (moto holds objects in memory and reads a copy's whole source, so
+  `--huge` runs on local storage only.)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import contextlib
-import gc
-import json
-import os
-import resource
-import shutil
-import statistics
-import subprocess
+import signal
 import sys
-import tempfile
 import time
-import tracemalloc
-from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import FrameType
 from uuid import UUID
 
-from graphql_api.aggregation import requests as request_checks
-from graphql_api.aggregation.service import TrainingFileService
-from graphql_api.config import Settings
-from graphql_api.conversations.importer import ConversationImporter, Outcome
-from graphql_api.db import conversations as conversation_rows
-from graphql_api.db.database import Database
-from graphql_api.db.embedded import start_embedded
-from graphql_api.db.training_files import TrainingFileRecord
-from graphql_api.db.writers import WriterPool
 from graphql_api.demo import write_demo_set
-from graphql_api.runtime import database_urls, open_owner_writers, open_pools, prepare_database
-from graphql_api.storage.base import (
-    CONVERSATION_BUCKET,
-    Part,
-    Storage,
+from graphql_api.runtime import DatabaseUrls
+from graphql_api.storage.base import CONVERSATION_BUCKET
+
+from .aggregation_probes import (
+    MB,
+    Api,
+    BenchError,
+    FileState,
+    Floor,
+    bytes_written,
+    cpu_seconds,
+    io_floor,
+    load_average,
+    peak_rss_mb,
+    reset_peak_rss,
+    rss_mb,
+    stored_bytes,
 )
-from graphql_api.storage.local import LocalStorage
+from .aggregation_report import NAMES, report
+from .aggregation_stack import (
+    JWT_SECRET,
+    Backend,
+    Owner,
+    Processes,
+    Server,
+    import_conversations,
+    lift_request_cap,
+    pieces_paths,
+    prepare_backend_database,
+    scratch_dir,
+    start_moto,
+    start_postgres,
+    start_server,
+)
 
 USER = UUID("00000000-0000-4000-8000-00000000be4c")
 SEED = 4242
-SMALL, LARGE = 50, 400
-ADD = 10
-ROUNDS = 5
-DEMO_COUNT = LARGE + ADD * ROUNDS
-RSS_WARMUP = 5
-MB = 1024 * 1024
+BATCH = 80
+SIZES = (80, 1_000, 10_000)
+HUGE = 100_000
+# moto copies an UploadPartCopy's whole source object, and rebuilds the whole object when an
+# upload completes, so an add costs it time in proportion to the file: 125 adds of 80 to reach
+# 10,000 would take it the better part of an hour. S3 files past this size are therefore built
+# in-process, by adds of S3_BUILD_STEP (an object built so is the same bytes and rows).
+S3_GRAPHQL_BUILD_MAX = 1_000
+S3_BUILD_STEP = 2_000
+
+Create = Callable[[str, Sequence[UUID]], Awaitable[FileState]]
+Extend = Callable[[str, Sequence[UUID]], Awaitable[FileState]]
 
 
-def say(message: str) -> None:
+def say(message: str = "") -> None:
     print(message, flush=True)
 
 
-def say_ratio(label: str, value: float) -> None:
-    say(f"{label + ':':<44}{value:6.2f}")
+# ------------------------------------------------------------------------------ results
 
 
-def lift_request_cap() -> None:
-    """Let one request carry the whole 400-conversation file (bench process only)."""
-    request_checks.MAX_CONVERSATIONS_PER_REQUEST = max(
-        request_checks.MAX_CONVERSATIONS_PER_REQUEST, LARGE
-    )
+@dataclass(frozen=True)
+class Phase:
+    label: str
+    peak_mb: float  # VmHWM over the phase
+    rss_mb: float  # at its end
+    load: float  # the machine's 1-minute load average at its end
 
 
-class CountingStorage:
-    """Delegates to a real backend; counts whole-object reads, ranged reads and bytes written."""
+@dataclass(frozen=True)
+class Add:
+    before: int  # conversations in the file before the add
+    before_bytes: int  # JSON + JSONL before the add
+    seconds: float
+    server_cpu: float  # CPU seconds the server used meanwhile
+    server_wrote: int  # wchar delta of the server process
+    store_cpu: float | None  # CPU seconds moto_server used meanwhile (S3)
 
-    def __init__(self, inner: Storage) -> None:
-        self.inner = inner
-        self.url = inner.url
-        self.reads: Counter[tuple[str, str]] = Counter()
-        self.range_bytes = 0
-        self.written = 0
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def reset(self) -> None:
-        self.reads.clear()
-        self.range_bytes = 0
-        self.written = 0
-
-    def conversations_read(self) -> int:
-        return sum(n for (bucket, _), n in self.reads.items() if bucket == CONVERSATION_BUCKET)
-
-    def get(self, bucket: str, key: str) -> AsyncIterator[bytes]:
-        self.reads[(bucket, key)] += 1
-        return self.inner.get(bucket, key)
-
-    def get_range(self, bucket: str, key: str, start: int, end: int) -> AsyncIterator[bytes]:
-        self.range_bytes += end - start
-        return self.inner.get_range(bucket, key, start, end)
-
-    async def put(self, bucket: str, key: str, chunks: AsyncIterable[bytes]) -> int:
-        size = await self.inner.put(bucket, key, chunks)
-        self.written += size
-        return size
-
-    async def compose(self, bucket: str, key: str, parts: Sequence[Part]) -> int:
-        size = await self.inner.compose(bucket, key, parts)
-        self.written += size
-        return size
+@dataclass(frozen=True)
+class Build:
+    size: int
+    adds: int
+    seconds: float
+    how: str
 
 
 @dataclass
-class Step:
-    conversations: int  # in the file before the step
-    size: int  # bytes of JSON + JSONL before the step
-    old_body: int  # bytes of the previous bodies copied as ranges
-    seconds: float
-    read: int
-    written: int
+class BackendResult:
+    name: str
+    creates: list[FileState] = field(default_factory=list)
+    create_cpu: list[float] = field(default_factory=list)  # server CPU seconds per create
+    floors: list[Floor] = field(default_factory=list)
+    builds: dict[int, Build] = field(default_factory=dict)
+    adds: dict[int, list[Add]] = field(default_factory=dict)
+    phases: list[Phase] = field(default_factory=list)
+    peaks_reset: bool = True
+    moto_peak_mb: float | None = None
 
 
-def object_bytes(record: TrainingFileRecord) -> int:
-    return (record.json_file_size or 0) + (record.jsonl_file_size or 0)
+@dataclass(frozen=True)
+class Plan:
+    backends: tuple[str, ...]
+    sizes: tuple[int, ...]
+    huge: bool
+    creates: int
+    rounds: int
+
+    def sizes_for(self, backend: str) -> tuple[int, ...]:
+        return (*self.sizes, HUGE) if self.huge and backend == "local" else self.sizes
+
+    def conversations_for(self, backend: str) -> int:
+        """The largest file plus the adds measured on it; the creates take slices below."""
+        largest = max(self.sizes_for(backend))
+        return max(largest, (self.creates + 1) * BATCH) + self.rounds * BATCH
 
 
-def body_bytes(record: TrainingFileRecord) -> int:
-    return ((record.json_body_end or 0) - (record.json_body_start or 0)) + (
-        (record.jsonl_body_end or 0) - (record.jsonl_body_start or 0)
-    )
+# ------------------------------------------------------------------------------ measuring
 
 
-async def timed_create(
-    service: TrainingFileService, storage: CountingStorage, name: str, ids: list[UUID]
-) -> tuple[TrainingFileRecord, Step]:
-    storage.reset()
-    started = time.perf_counter()
-    record = await service.create_training_file(USER, name, None, ids)
-    seconds = time.perf_counter() - started
-    return record, Step(0, 0, 0, seconds, storage.conversations_read(), storage.written)
+class Measurement:
+    """One backend's measurements against its running server."""
 
+    def __init__(
+        self,
+        plan: Plan,
+        result: BackendResult,
+        api: Api,
+        server: Server,
+        owner: Owner,
+        store_pid: int | None,
+        storage_root: Path | None,
+    ) -> None:
+        self.plan = plan
+        self.result = result
+        self.api = api
+        self.server = server
+        self.owner = owner
+        self.store_pid = store_pid
+        self.storage_root = storage_root
 
-async def timed_add(
-    service: TrainingFileService,
-    storage: CountingStorage,
-    record: TrainingFileRecord,
-    ids: list[UUID],
-) -> tuple[TrainingFileRecord, Step]:
-    storage.reset()
-    started = time.perf_counter()
-    updated = await service.add_conversations(USER, record.id, ids)
-    seconds = time.perf_counter() - started
-    step = Step(
-        record.conversation_count,
-        object_bytes(record),
-        body_bytes(record),
-        seconds,
-        storage.conversations_read(),
-        storage.written,
-    )
-    return updated, step
+    async def run(self, ids: Sequence[UUID], pieces: dict[UUID, Path] | None) -> None:
+        sizes = self.plan.sizes_for(self.result.name)
+        self.end_phase("idle, after start")
+        say(f"  creating files of {BATCH}: one untimed, then {self.plan.creates} timed")
+        first = await self.creates(ids, pieces)
+        files = {BATCH: first} if BATCH in sizes else {}
+        for size in sizes:
+            if size != BATCH:
+                files[size] = await self.build(ids, size)
+        largest = max(sizes)
+        say(f"  adding {BATCH} conversations to each file, {self.plan.rounds} rounds")
+        await self.adds(files, ids[largest : largest + self.plan.rounds * BATCH])
 
+    def start_phase(self) -> None:
+        self.result.peaks_reset &= reset_peak_rss(self.server.pid)
 
-# ------------------------------------------------------------------------------ parts of the run
+    def end_phase(self, label: str) -> None:
+        pid = self.server.pid
+        self.result.phases.append(Phase(label, peak_rss_mb(pid), rss_mb(pid), load_average()))
 
-
-async def import_demo(writers: WriterPool, storage: Storage, demo_dir: Path) -> list[UUID]:
-    started = time.perf_counter()
-    paths = write_demo_set(demo_dir, DEMO_COUNT, seed=SEED)
-    total = sum(p.stat().st_size for p in paths)
-    say(
-        f"  generated {len(paths)} demo conversations ({total / MB:.1f} MB) "
-        f"in {time.perf_counter() - started:.1f} s"
-    )
-    started = time.perf_counter()
-    importer = ConversationImporter(writers, storage, created_by=USER)
-    ids: list[UUID] = []
-    for i, path in enumerate(paths, 1):
-        result = await importer.import_file(path)
-        if result.outcome is not Outcome.IMPORTED or result.conversation_id is None:
-            raise SystemExit(f"import of {path.name} failed: {result}")
-        ids.append(result.conversation_id)
-        if i % 100 == 0:
-            say(f"  imported {i}/{len(paths)}")
-    say(f"  imported {len(ids)} conversations in {time.perf_counter() - started:.1f} s")
-    return ids
-
-
-async def measure_adds(
-    service: TrainingFileService, storage: CountingStorage, ids: list[UUID]
-) -> None:
-    say(f"\n[2/4] creating files of {SMALL} and {LARGE} conversations from scratch")
-    files: dict[int, TrainingFileRecord] = {}
-    creates: dict[int, Step] = {}
-    for n in (SMALL, LARGE):
-        files[n], creates[n] = await timed_create(service, storage, f"bench-add-{n}", ids[:n])
-        say(
-            f"  created {n}: {creates[n].seconds:.2f} s, {creates[n].read} conversations read, "
-            f"{object_bytes(files[n]) / MB:.1f} MB written"
-        )
-
-    say(f"\n[3/4] adding {ADD} conversations to each, {ROUNDS} rounds")
-    adds: dict[int, list[Step]] = {SMALL: [], LARGE: []}
-    for r in range(ROUNDS):
-        batch = ids[LARGE + r * ADD : LARGE + (r + 1) * ADD]
-        # Alternate the order so neither size always runs on a warmer cache.
-        for n in (SMALL, LARGE) if r % 2 == 0 else (LARGE, SMALL):
-            files[n], step = await timed_add(service, storage, files[n], batch)
-            adds[n].append(step)
-            say(
-                f"  round {r + 1}, file of {step.conversations}: {step.seconds * 1000:.0f} ms, "
-                f"{step.read} conversations read"
+    async def creates(self, ids: Sequence[UUID], pieces: dict[UUID, Path] | None) -> FileState:
+        """The untimed 80-conversation file first (it warms the server up), then the timed
+        creates, each with its own conversations and, on a disk, the floor of what it did."""
+        self.start_phase()
+        first = await self.api.create(f"bench file of {BATCH}", ids[:BATCH])
+        for n in range(1, self.plan.creates + 1):
+            chosen = ids[n * BATCH : (n + 1) * BATCH]
+            cpu = cpu_seconds(self.server.pid)
+            created = await self.api.create(f"bench create {n}", chosen)
+            cpu = cpu_seconds(self.server.pid) - cpu
+            self.result.creates.append(created)
+            self.result.create_cpu.append(cpu)
+            line = (
+                f"    create {n}: {created.seconds * 1000:.0f} ms (server CPU "
+                f"{cpu * 1000:.0f} ms), JSON + JSONL {created.bytes / MB:.1f} MB"
             )
+            if pieces is not None and self.storage_root is not None:
+                stored = stored_bytes(self.storage_root, created.id)
+                floor = self.floor([pieces[i] for i in chosen], stored)
+                self.result.floors.append(floor)
+                line += f", stored {stored / MB:.1f} MB; I/O floor {floor.seconds * 1000:.0f} ms"
+            say(line)
+        self.end_phase(f"{self.plan.creates + 1} creates of {BATCH}")
+        return first
 
-    say("\n=== 1. An add is proportional to what is added ===")
-    header = (
-        f"{'file':>5} {'size MB':>8} | {'create s':>8} {'read':>4} | {'add ms':>6} "
-        f"{'read':>4} {'old body MB':>11} {'written MB':>10}"
-    )
-    say(header)
-    say("-" * len(header))
-    medians: dict[int, float] = {}
-    written: dict[int, float] = {}
-    for n in (SMALL, LARGE):
-        steps = adds[n]
-        medians[n] = statistics.median(s.seconds for s in steps)
-        written[n] = statistics.median(s.written for s in steps)
-        reads = sorted({s.read for s in steps})
-        say(
-            f"{n:>5} {steps[0].size / MB:>8.2f} | {creates[n].seconds:>8.2f} "
-            f"{creates[n].read:>4} | {medians[n] * 1000:>6.0f} "
-            f"{'/'.join(map(str, reads)):>4} {steps[0].old_body / MB:>11.2f} "
-            f"{written[n] / MB:>10.2f}"
+    def floor(self, pieces: list[Path], size: int) -> Floor:
+        # In the storage directory (same file system), beside the buckets, never inside one.
+        assert self.storage_root is not None
+        target = self.storage_root / f"bench-floor-{time.monotonic_ns()}.tmp"
+        return io_floor(pieces, size, target)
+
+    def builder(self, size: int) -> tuple[str, int, Create, Extend]:
+        """How a file of `size` is built: GraphQL adds of 80 against the server, or on S3
+        past S3_GRAPHQL_BUILD_MAX, in-process adds of S3_BUILD_STEP (see the docstring)."""
+        if self.result.name == "s3" and size > S3_GRAPHQL_BUILD_MAX:
+            lift_request_cap(S3_BUILD_STEP)
+
+            async def create(name: str, ids: Sequence[UUID]) -> FileState:
+                return await self.owner.create(USER, name, ids)
+
+            async def add(file_id: str, ids: Sequence[UUID]) -> FileState:
+                return await self.owner.add(USER, file_id, ids)
+
+            return f"in-process add of ≤ {S3_BUILD_STEP:,}", S3_BUILD_STEP, create, add
+        return f"GraphQL add of ≤ {BATCH}", BATCH, self.api.create, self.api.add
+
+    async def build(self, ids: Sequence[UUID], size: int) -> FileState:
+        """A file of `size`: a create of 80, then adds, retired versions swept after each;
+        progress about every fifth of the way."""
+        how, batch_size, create, add = self.builder(size)
+        say(f"  building the file of {size:,}: a create of {BATCH}, then {how} each")
+        self.start_phase()
+        started = time.perf_counter()
+        state = await create(f"bench file of {size}", ids[:BATCH])
+        adds = 0
+        step = max(size // 5, BATCH)
+        while state.conversations < size:
+            before = state.conversations
+            batch = ids[before : min(before + batch_size, size)]
+            state = await add(state.id, batch)
+            await self.owner.sweep()
+            adds += 1
+            if state.conversations // step > before // step or state.conversations == size:
+                say(
+                    f"    {state.conversations:>7,}/{size:,} conversations, "
+                    f"{state.bytes / MB:,.0f} MB, {time.perf_counter() - started:.0f} s, "
+                    f"server RSS {rss_mb(self.server.pid):.0f} MB"
+                )
+        seconds = time.perf_counter() - started
+        self.result.builds[size] = Build(size, adds, seconds, how)
+        self.end_phase(f"build of {size:,}")
+        return state
+
+    async def adds(self, files: dict[int, FileState], extra: Sequence[UUID]) -> None:
+        """`rounds` rounds of adding 80 new conversations to every file, sizes in alternating
+        order; retired versions are swept before each add, outside its time."""
+        self.start_phase()
+        sizes = sorted(files)
+        for r in range(self.plan.rounds):
+            batch = extra[r * BATCH : (r + 1) * BATCH]
+            for size in sizes if r % 2 == 0 else reversed(sizes):
+                await self.owner.sweep()
+                files[size] = await self.timed_add(size, files[size], batch)
+            say(f"    round {r + 1}: " + ", ".join(self.last_add(s) for s in sizes))
+        self.end_phase(f"{self.plan.rounds} adds of {BATCH} to each file")
+
+    async def timed_add(self, size: int, state: FileState, batch: Sequence[UUID]) -> FileState:
+        pid, store = self.server.pid, self.store_pid
+        wrote, cpu = bytes_written(pid), cpu_seconds(pid)
+        store_cpu = cpu_seconds(store) if store else 0.0
+        after = await self.api.add(state.id, batch)
+        add = Add(
+            state.conversations,
+            state.bytes,
+            after.seconds,
+            cpu_seconds(pid) - cpu,
+            bytes_written(pid) - wrote,
+            cpu_seconds(store) - store_cpu if store else None,
         )
-    say(
-        "(file: conversations before the adds; size, old body: JSON + JSONL objects and their\n"
-        " bodies before the first add; create: from scratch, conversations read; add: median of "
-        f"{ROUNDS} adds of {ADD},\n conversations read per add; old body: copied as byte ranges, "
-        "not re-read as conversations;\n written: new JSON + JSONL objects per add)"
-    )
-    say(
-        "add times of the rounds: "
-        + "; ".join(
-            f"{n}: " + ", ".join(f"{s.seconds * 1000:.0f}" for s in adds[n]) + " ms"
-            for n in (SMALL, LARGE)
-        )
-    )
-    read_ratio = statistics.mean(s.read for s in adds[LARGE]) / statistics.mean(
-        s.read for s in adds[SMALL]
-    )
-    say_ratio(f"conversations in file, {LARGE}/{SMALL}", LARGE / SMALL)
-    say_ratio(
-        f"create from scratch time, {LARGE}/{SMALL}",
-        creates[LARGE].seconds / creates[SMALL].seconds,
-    )
-    say_ratio(f"conversations read per add, {LARGE}/{SMALL}", read_ratio)
-    say_ratio(f"add {ADD} time, {LARGE}/{SMALL} (median)", medians[LARGE] / medians[SMALL])
-    say_ratio(f"bytes written per add, {LARGE}/{SMALL}", written[LARGE] / written[SMALL])
+        self.result.adds.setdefault(size, []).append(add)
+        return after
+
+    def last_add(self, size: int) -> str:
+        add = self.result.adds[size][-1]
+        return f"{add.before:,}: {add.seconds * 1000:.0f} ms"
 
 
-async def traced_peak(
-    service: TrainingFileService, name: str, ids: list[UUID]
-) -> tuple[int, TrainingFileRecord]:
-    gc.collect()
-    tracemalloc.start()
+# ------------------------------------------------------------------------------ the run
+
+
+@dataclass
+class Context:
+    plan: Plan
+    processes: Processes
+    scratch: Path
+    pg_dir: Path
+    maintenance_dsn: str
+    demo: list[Path]
+
+
+@dataclass
+class Prepared:
+    """A backend with its database migrated and its conversations imported."""
+
+    backend: Backend
+    urls: DatabaseUrls
+    owner: Owner
+    ids: list[UUID]
+    pieces: dict[UUID, Path] | None  # local: each conversation's pieces file
+
+
+async def prepare(ctx: Context, backend: Backend, urls: DatabaseUrls) -> Prepared:
+    name = backend.name
+    count = ctx.plan.conversations_for(name)
+    owner = await Owner.open(backend.settings(urls, ctx.scratch / f"data-{name}"), urls)
     try:
-        base, _ = tracemalloc.get_traced_memory()
-        record = await service.create_training_file(USER, name, None, ids)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak - base, record
-
-
-async def traced_rows(db: Database, ids: list[UUID]) -> int:
-    """Python memory held by the conversation rows of `ids` as the service loads them."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        base, _ = tracemalloc.get_traced_memory()
-        async with db.session(USER) as conn:
-            records = await conversation_rows.get_many(conn, ids)
-        held, _ = tracemalloc.get_traced_memory()
-        del records
-    finally:
-        tracemalloc.stop()
-    return held - base
-
-
-def rss_peak(
-    dsn: str, storage_root: Path, ids: list[UUID], n: int, scratch: Path
-) -> dict[str, float]:
-    ids_file = scratch / f"rss-ids-{n}.json"
-    ids_file.write_text(json.dumps([str(i) for i in ids]))
-    command = [sys.executable, "-m", "bench.aggregation", "--rss-child"]
-    command += [dsn, str(storage_root), str(ids_file), str(n)]
-    project = Path(__file__).resolve().parents[1]
-    done = subprocess.run(command, cwd=project, capture_output=True, text=True, check=True)
-    figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return figures
-
-
-async def measure_memory(
-    service: TrainingFileService,
-    db: Database,
-    dsn: str,
-    storage_root: Path,
-    ids: list[UUID],
-    scratch: Path,
-) -> None:
-    say(f"\n[4/4] peak memory while creating files of {SMALL} and {LARGE} conversations")
-    traced: dict[int, int] = {}
-    output: dict[int, int] = {}
-    held_rows: dict[int, int] = {}
-    rss: dict[int, dict[str, float]] = {}
-    for n in (SMALL, LARGE):
-        traced[n], record = await traced_peak(service, f"bench-mem-{n}", ids[:n])
-        output[n] = object_bytes(record)
-        held_rows[n] = await traced_rows(db, ids[:n])
-        say(
-            f"  tracemalloc, {n}: peak {traced[n] / MB:.2f} MB above the start "
-            f"(its {n} conversation rows alone hold {held_rows[n] / MB:.2f} MB)"
+        say(f"  [{name}] importing {count:,} conversations into database {backend.database}")
+        started = time.perf_counter()
+        ids = await import_conversations(
+            owner, ctx.demo[:count], lambda line: say(f"  [{name}] {line}")
         )
-    for n in (SMALL, LARGE):
-        rss[n] = await asyncio.to_thread(rss_peak, dsn, storage_root, ids[:n], n, scratch)
-        say(
-            f"  subprocess, {n}: peak RSS {rss[n]['peak_kb'] / 1024:.1f} MB "
-            f"({rss[n]['seconds']:.2f} s)"
+        say(f"  [{name}] imported {len(ids):,} in {time.perf_counter() - started:.0f} s")
+        pieces = await local_pieces(backend, urls, ids)
+    except BaseException:
+        await owner.close()
+        raise
+    return Prepared(backend, urls, owner, ids, pieces)
+
+
+async def prepare_all(ctx: Context, backends: Sequence[Backend]) -> list[Prepared]:
+    """Migrate each backend's database, then import into all at once (imports wait on
+    storage and PostgreSQL as much as they compute); if one fails, close what the others
+    opened and raise its error."""
+    # One at a time: the migrations of two databases would race to create the shared roles.
+    urls = [
+        await prepare_backend_database(ctx.maintenance_dsn, b.database, ctx.pg_dir)
+        for b in backends
+    ]
+    done = await asyncio.gather(
+        *(prepare(ctx, b, u) for b, u in zip(backends, urls, strict=True)),
+        return_exceptions=True,
+    )
+    failed = [d for d in done if isinstance(d, BaseException)]
+    prepared = [d for d in done if isinstance(d, Prepared)]
+    if failed:
+        for p in prepared:
+            await p.owner.close()
+        raise failed[0]
+    return prepared
+
+
+async def measure_backend(ctx: Context, prepared: Prepared, step: str) -> BackendResult:
+    """Its server, the measurements against it, and the server stopped; nothing else runs."""
+    name = prepared.backend.name
+    say(f"\n{step} {NAMES[name]}: measuring")
+    server = await start_server(ctx.processes, prepared.backend, prepared.urls, ctx.scratch)
+    say(f"  `training-files serve` on {server.url} (pid {server.pid})")
+    result = BackendResult(name)
+    store_pid = ctx.processes.pid_of("moto_server") if name == "s3" else None
+    async with Api(server.url, USER, JWT_SECRET) as api:
+        measurement = Measurement(
+            ctx.plan,
+            result,
+            api,
+            server,
+            prepared.owner,
+            store_pid,
+            prepared.backend.storage_root,
         )
-
-    say("\n=== 2. Memory stays flat ===")
-    header = (
-        f"{'file':>5} {'output MB':>9} | {'tracemalloc peak MB':>19} {'rows MB':>7} | "
-        f"{'peak RSS MB':>11} {'RSS growth MB':>13}"
-    )
-    say(header)
-    say("-" * len(header))
-    for n in (SMALL, LARGE):
-        growth = (rss[n]["peak_kb"] - rss[n]["before_kb"]) / 1024
-        say(
-            f"{n:>5} {output[n] / MB:>9.2f} | {traced[n] / MB:>19.2f} {held_rows[n] / MB:>7.2f} | "
-            f"{rss[n]['peak_kb'] / 1024:>11.1f} {growth:>13.1f}"
-        )
-    say(
-        "(output: JSON + JSONL written; tracemalloc peak: Python allocations during\n"
-        " create_training_file above the level before it; rows: held by the file's conversation\n"
-        " rows as loaded from PostgreSQL (metadata, no bodies); peak RSS: whole subprocess, after\n"
-        f" imports, pool and a {RSS_WARMUP}-conversation warm-up build; RSS growth: peak RSS "
-        "after the build minus before it)"
-    )
-    slope = (traced[LARGE] - traced[SMALL]) / (LARGE - SMALL)
-    output_slope = (output[LARGE] - output[SMALL]) / (LARGE - SMALL)
-    say_ratio(f"conversations in file, {LARGE}/{SMALL}", LARGE / SMALL)
-    say_ratio(f"output bytes, {LARGE}/{SMALL}", output[LARGE] / output[SMALL])
-    say_ratio(f"tracemalloc peak, {LARGE}/{SMALL}", traced[LARGE] / traced[SMALL])
-    say_ratio(f"peak RSS, {LARGE}/{SMALL}", rss[LARGE]["peak_kb"] / rss[SMALL]["peak_kb"])
-    say(
-        f"tracemalloc peak per extra conversation: {slope / 1024:.1f} KB "
-        f"(output per conversation: {output_slope / 1024:.1f} KB)"
-    )
+        await measurement.run(prepared.ids, prepared.pieces)
+    ctx.processes.stop(server.pid)
+    result.moto_peak_mb = peak_rss_mb(store_pid) if store_pid else None
+    return result
 
 
-# ------------------------------------------------------------------------------ entry points
+async def open_backend(ctx: Context, name: str) -> Backend:
+    if name == "local":
+        return Backend.local(ctx.scratch / "storage")
+    endpoint = await start_moto(ctx.processes, ctx.scratch / "moto")
+    say(f"  [s3] moto_server on {endpoint}")
+    return Backend.s3(endpoint)
 
 
-def _remove_empty_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        os.rmdir(path)
+async def local_pieces(
+    backend: Backend, urls: DatabaseUrls, ids: Sequence[UUID]
+) -> dict[UUID, Path] | None:
+    """The files of the conversations' pieces objects in the storage directory (local)."""
+    if backend.storage_root is None:
+        return None
+    keys = await pieces_paths(urls, ids)
+    bucket = backend.storage_root / CONVERSATION_BUCKET
+    return {i: bucket / key for i, key in keys.items()}
 
 
-def bench_settings(pg_dir: Path, storage_root: Path) -> Settings:
-    """The shipped defaults, on the bench's own embedded PostgreSQL and storage."""
-    return Settings.from_env(
-        {"DATA_DIR": str(pg_dir), "STORAGE_URL": storage_root.as_uri(), "JWT_SECRET": "b" * 40}
-    )
-
-
-async def run() -> None:
-    lift_request_cap()
+async def run(plan: Plan) -> None:
     started = time.perf_counter()
-    scratch = Path(tempfile.mkdtemp(prefix="training-files-bench-"))
+    scratch = scratch_dir("training-files-bench-")
+    # Registered before the embedded server's own exit hook, so removed after it stopped.
+    pg_dir = scratch_dir("training-files-bench-pg-")
+    say("[1] a throwaway embedded PostgreSQL, and demo conversations")
+    maintenance_dsn = await start_postgres(pg_dir)
+    processes = Processes()  # its exit hook runs before PostgreSQL's: servers stop first
     try:
-        say("[1/4] starting a throwaway embedded PostgreSQL and importing demo conversations")
-        pg_dir = Path(tempfile.mkdtemp(prefix="training-files-bench-pg-"))
-        # Registered before the server's own exit hook, so it runs after it (LIFO) and only
-        # removes the directory once the server has deleted its data; rmdir never deletes data.
-        atexit.register(_remove_empty_dir, pg_dir)
-        await asyncio.to_thread(start_embedded, pg_dir, delete_on_exit=True)
-        storage_root = scratch / "storage"
-        settings = bench_settings(pg_dir, storage_root)
-        urls = await database_urls(settings)
-        await prepare_database(settings, urls)
-        pools = await open_pools(settings, urls)
-        writers = await open_owner_writers(settings, urls)
+        count = max(plan.conversations_for(b) for b in plan.backends)
+        generated = time.perf_counter()
+        demo = await asyncio.to_thread(write_demo_set, scratch / "demo", count, SEED)
+        megabytes = sum(p.stat().st_size for p in demo) / MB
+        say(
+            f"  generated {count:,} demo conversations ({megabytes:,.0f} MB) "
+            f"in {time.perf_counter() - generated:.0f} s"
+        )
+        ctx = Context(plan, processes, scratch, pg_dir, maintenance_dsn, demo)
+        say("\n[2] a database per backend, and the conversations imported into each")
+        backends = [await open_backend(ctx, name) for name in plan.backends]
+        prepared = await prepare_all(ctx, backends)
         try:
-            local = LocalStorage(storage_root)
-            ids = await import_demo(writers, local, scratch / "demo")
-            counting = CountingStorage(local)
-            service = TrainingFileService(pools.db, pools.writers, pools.maintenance, counting)
-            await measure_adds(service, counting, ids)
-            await measure_memory(service, pools.db, str(pg_dir), storage_root, ids, scratch)
+            results = [await measure_backend(ctx, p, f"[{n}]") for n, p in enumerate(prepared, 3)]
         finally:
-            await writers.close()
-            await pools.close()
+            for p in prepared:
+                await p.owner.close()
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        processes.stop_all()
+    report(results, plan, BATCH, HUGE)
     say(f"\ndone in {time.perf_counter() - started:.0f} s")
 
 
-async def rss_child(pg_dir: str, storage_root: Path, ids_file: Path, n: int) -> None:
-    """In a fresh process: warm up, then create one file of `n`; print peak RSS as JSON."""
-    lift_request_cap()
-    ids = [UUID(i) for i in json.loads(ids_file.read_text())]
-    settings = bench_settings(Path(pg_dir), storage_root)
-    pools = await open_pools(settings, await database_urls(settings))
-    try:
-        service = TrainingFileService(
-            pools.db, pools.writers, pools.maintenance, LocalStorage(storage_root)
-        )
-        await service.create_training_file(USER, f"bench-rss-warmup-{n}", None, ids[:RSS_WARMUP])
-        gc.collect()
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        started = time.perf_counter()
-        await service.create_training_file(USER, f"bench-rss-{n}", None, ids[:n])
-        seconds = time.perf_counter() - started
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    finally:
-        await pools.close()
-    print(json.dumps({"before_kb": before, "peak_kb": peak, "seconds": seconds}))
+def parse_args(argv: Sequence[str] | None = None) -> Plan:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--huge", action="store_true", help=f"also a {HUGE:,}-conversation file (local only)"
+    )
+    parser.add_argument("--backends", default="local,s3", help="local,s3 (default: both)")
+    parser.add_argument(
+        "--sizes",
+        default=",".join(map(str, SIZES)),
+        help="files to add to, in conversations (default: %(default)s)",
+    )
+    parser.add_argument("--creates", type=int, default=5, help="timed creates (default: 5)")
+    parser.add_argument("--rounds", type=int, default=3, help="adds per file (default: 3)")
+    args = parser.parse_args(argv)
+    backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
+    if not backends or set(backends) - {"local", "s3"}:
+        parser.error("--backends takes local, s3 or both")
+    sizes = tuple(sorted({int(s) for s in args.sizes.split(",")}))
+    if min(sizes) < BATCH:
+        parser.error(f"--sizes must be at least {BATCH}")
+    return Plan(backends, sizes, args.huge, max(args.creates, 1), max(args.rounds, 1))
+
+
+def _interrupted(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rss-child", nargs=4, metavar=("PG_DIR", "STORAGE", "IDS", "N"))
-    args = parser.parse_args()
-    if args.rss_child:
-        pg_dir, storage_root, ids_file, n = args.rss_child
-        asyncio.run(rss_child(pg_dir, Path(storage_root), Path(ids_file), int(n)))
-    else:
-        asyncio.run(run())
+    plan = parse_args()
+    signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        asyncio.run(run(plan))
+    except KeyboardInterrupt:
+        say("\ninterrupted: stopping what the bench started")
+        sys.exit(130)
+    except BenchError as error:
+        say(f"\nbench failed: {error}")
+        sys.exit(1)
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":

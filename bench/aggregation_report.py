@@ -1,0 +1,242 @@
+"""The write benchmark's tables: one per backend, then every target beside its figure."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .aggregation_probes import MB
+
+if TYPE_CHECKING:
+    from .aggregation import BackendResult, Phase, Plan
+
+CREATE_TARGET = 2.0  # create ≤ 2× the I/O floor
+ADD_TARGET = 1.5  # add to 10,000 ≤ 1.5× add to 80
+RSS_TARGET_MB = 250.0  # server peak RSS with the largest file
+HUGE_ADD_TARGET = 2.0  # seconds, add of 80 to the largest file
+FLAT_TARGET = 1.2  # peak with the largest file ≤ 1.2× the peak with files of 80
+NAMES = {"local": "local storage", "s3": "S3 (moto_server)"}
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.0f}"
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "NOT MET"
+
+
+# ------------------------------------------------------------------------------ per backend
+
+
+def report_backend(result: BackendResult, batch: int) -> None:
+    say(f"\n=== {NAMES[result.name]} ===")
+    report_creates(result, batch)
+    report_adds(result, batch)
+    report_memory(result)
+
+
+def report_creates(result: BackendResult, batch: int) -> None:
+    creates = [c.seconds for c in result.creates]
+    sizes = [c.bytes / MB for c in result.creates]
+    say(
+        f"create of {batch} over GraphQL: {', '.join(ms(s) for s in creates)} ms; "
+        f"median {ms(median(creates))} ms, server CPU {ms(median(result.create_cpu))} ms "
+        f"(JSON + JSONL {median(sizes):.1f} MB)"
+    )
+    if not result.floors:
+        return
+    floors = result.floors
+    say(
+        f"I/O floor, same disk: read {batch} pieces objects "
+        f"({median([f.read_bytes / MB for f in floors]):.1f} MB) "
+        f"{ms(median([f.read_seconds for f in floors]))} ms + write what the create stored "
+        f"({median([f.written_bytes / MB for f in floors]):.1f} MB) with fsync {ms(median([f.write_seconds for f in floors]))} ms = "
+        f"{', '.join(ms(f.seconds) for f in floors)} ms; median {ms(median(floor_seconds(result)))} ms"
+    )
+
+
+def floor_seconds(result: BackendResult) -> list[float]:
+    return [f.seconds for f in result.floors]
+
+
+def report_adds(result: BackendResult, batch: int) -> None:
+    s3 = result.name == "s3"
+    header = (
+        f"{'file':>7} {'MB':>6} | {'built by':<39} | {f'add {batch}, ms':>20} {'median':>6} | "
+        f"{'server CPU':>10} {'wrote MB':>8}" + (f" | {'moto CPU':>8}" if s3 else "")
+    )
+    say(header)
+    say("-" * len(header))
+    for size, adds in sorted(result.adds.items()):
+        build = result.builds.get(size)
+        built = f"{build.how} × {build.adds}, {build.seconds:,.0f} s" if build else "—"
+        runs = ", ".join(ms(a.seconds) for a in adds)
+        cpu = ms(median([a.server_cpu for a in adds]))
+        wrote = "—" if s3 else f"{median([a.server_wrote / MB for a in adds]):.1f}"
+        line = (
+            f"{size:>7,} {adds[0].before_bytes / MB:>6,.0f} | {built:<39} | {runs:>20} "
+            f"{ms(add_median(result, size)):>6} | {cpu:>10} {wrote:>8}"
+        )
+        if s3:
+            line += f" | {ms(median([a.store_cpu or 0.0 for a in adds])):>8}"
+        say(line)
+    say(
+        "(file: conversations before the first measured add, MB: its JSON + JSONL then; built\n"
+        f" by: the adds after its create of {batch}; each measured add puts {batch} new\n"
+        " conversations in;"
+        " server CPU: ms of CPU the server used per add (median), moto CPU: moto_server's;\n"
+        " wrote: MB the server itself passed to write calls per add (/proc/<pid>/io wchar): not\n"
+        " what the kernel copied or linked for it, nor socket sends, hence none for S3)"
+    )
+
+
+def add_median(result: BackendResult, size: int) -> float:
+    return median([a.seconds for a in result.adds.get(size, [])])
+
+
+def report_memory(result: BackendResult) -> None:
+    reset = "VmHWM reset at each" if result.peaks_reset else "VmHWM since the start"
+    say(f"server memory by phase ({reset}; load: the machine's, 1 min, 2 cores, at its end):")
+    for phase in result.phases:
+        say(
+            f"  {phase.label:<34} peak {phase.peak_mb:4.0f} MB, RSS at its end "
+            f"{phase.rss_mb:4.0f} MB, load {phase.load:4.1f}"
+        )
+    if result.moto_peak_mb is not None:
+        say(f"  (moto_server's own peak RSS: {result.moto_peak_mb:,.0f} MB)")
+
+
+# ------------------------------------------------------------------------------ targets
+
+
+@dataclass(frozen=True)
+class Row:
+    metric: str
+    figure: str
+    target: str
+    verdict: str  # met, NOT MET, not run, or — (no target)
+
+
+def create_rows(results: Sequence[BackendResult], batch: int) -> list[Row]:
+    local = next((r for r in results if r.floors), None)
+    if local is None:
+        return [Row(f"create {batch}, GraphQL end to end / I/O floor", "—", "≤ 2×", "not run")]
+    floor = median(floor_seconds(local))
+    rows = []
+    for result in results:
+        create = median([c.seconds for c in result.creates])
+        ratio = create / floor
+        label = f"create {batch}, GraphQL end to end / I/O floor, {result.name}"
+        figure = f"{ratio:.2f}× ({ms(create)} / {ms(floor)} ms)"
+        if result is local:
+            rows.append(Row(label, figure, f"≤ {CREATE_TARGET:.0f}×", met(ratio <= CREATE_TARGET)))
+        else:  # its pieces are in moto, not on the disk the floor was measured on
+            rows.append(Row(label, figure, "(local disk's floor)", "—"))
+    return rows
+
+
+def add_rows(results: Sequence[BackendResult], plan: Plan, batch: int) -> list[Row]:
+    small, large = min(plan.sizes), max(plan.sizes)
+    rows = []
+    for result in results:
+        ratio = add_median(result, large) / add_median(result, small)
+        rows.append(
+            Row(
+                f"add {batch}: to {large:,} vs to {small:,} conversations, {result.name}",
+                f"{ratio:.2f}× ({ms(add_median(result, large))} / "
+                f"{ms(add_median(result, small))} ms)",
+                f"≤ {ADD_TARGET}×",
+                met(ratio <= ADD_TARGET),
+            )
+        )
+    return rows
+
+
+def largest_rows(results: Sequence[BackendResult], batch: int, huge: int) -> list[Row]:
+    rows = []
+    for result in results:
+        largest = max(result.adds)
+        ran = largest >= huge
+        peak = max(p.peak_mb for p in result.phases)
+        add = add_median(result, largest)
+        note = "" if ran else (" (--huge)" if result.name == "local" else " (--huge: local only)")
+        rows += [
+            Row(
+                f"largest file built and extended, {result.name}",
+                f"{largest:,}",
+                f"{huge:,}{note}",
+                "met" if ran else "not run",
+            ),
+            Row(
+                f"  server peak RSS over the run, {result.name}",
+                f"{peak:.0f} MB",
+                f"≤ {RSS_TARGET_MB:.0f} MB",
+                met(peak <= RSS_TARGET_MB),
+            ),
+            Row(
+                f"  add of {batch} to the file of {largest:,}, {result.name}",
+                f"{add:.2f} s",
+                f"< {HUGE_ADD_TARGET:.0f} s",
+                met(add < HUGE_ADD_TARGET),
+            ),
+        ]
+    return rows
+
+
+def flat_rows(results: Sequence[BackendResult], batch: int) -> list[Row]:
+    rows = []
+    for result in results:
+        small = _peak(result.phases, f"creates of {batch}")
+        largest = max(result.adds)
+        large = max(
+            _peak(result.phases, f"build of {largest:,}"),
+            _peak(result.phases, "adds of"),
+        )
+        ratio = large / small
+        rows.append(
+            Row(
+                f"memory flat: peak RSS with {largest:,} vs with {batch}, {result.name}",
+                f"{ratio:.2f}× ({large:.0f} / {small:.0f} MB)",
+                f"≤ {FLAT_TARGET}×",
+                met(ratio <= FLAT_TARGET),
+            )
+        )
+    return rows
+
+
+def _peak(phases: Sequence[Phase], label_part: str) -> float:
+    return max((p.peak_mb for p in phases if label_part in p.label), default=float("nan"))
+
+
+def report(results: Sequence[BackendResult], plan: Plan, batch: int, huge: int) -> None:
+    for result in results:
+        report_backend(result, batch)
+    rows = [
+        *create_rows(results, batch),
+        *add_rows(results, plan, batch),
+        *flat_rows(results, batch),
+        *largest_rows(results, batch, huge),
+    ]
+    width = max(len(r.metric) for r in rows)
+    figure_width = max(len(r.figure) for r in rows)
+    target_width = max(len(r.target) for r in rows)
+    say("\n=== targets (measured in this run) ===")
+    header = f"{'metric':<{width}}  {'figure':<{figure_width}}  {'target':<{target_width}}  verdict"
+    say(header)
+    say("-" * len(header))
+    for row in rows:
+        say(
+            f"{row.metric:<{width}}  {row.figure:<{figure_width}}  "
+            f"{row.target:<{target_width}}  {row.verdict}"
+        )
