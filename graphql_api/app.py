@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -14,7 +15,7 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from .authentication import BearerTokens
@@ -149,10 +150,15 @@ def create_app(
     if assets_dir is None:
         log.warning("playground assets not installed (npm ci): GraphiQL will load from the CDN")
     graphql = GraphQLView(
-        build_schema(settings), assets_url=ASSETS_URL_PATH if assets_dir else None
+        build_schema(settings),
+        assets_url=ASSETS_URL_PATH if assets_dir else None,
+        # A websocket that never says who it is does not hold a connection for long.
+        connection_init_wait_timeout=timedelta(seconds=10),
     )
+    authentication = BearerTokens.from_settings(settings)
     routes: list[BaseRoute] = [
         Route("/graphql", _cached(graphql, settings), methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
         Route("/livez", livez),
         Route("/readyz", readyz),
@@ -167,7 +173,7 @@ def create_app(
         Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes),
         Middleware(
             AuthenticationMiddleware,
-            backend=BearerTokens.from_settings(settings),
+            backend=authentication,
         ),
     ]
     if settings.cors_origins:
@@ -182,6 +188,7 @@ def create_app(
             )
         )
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    app.state.authentication = authentication  # also for websockets' connection_init
     if services is not None:
         app.state.services = services  # for transports that don't run the lifespan
     return app

@@ -12,6 +12,7 @@ from .db.database import Database
 from .db.writers import WriterPool
 from .domain.limits import LINK_TTL_SECONDS
 from .observability.storage import CountedStorage
+from .progress.hub import ProgressHub
 from .runtime import Pools, database_urls, open_pools, open_storage, prepare_database
 from .storage.base import DownloadLink, Storage
 
@@ -24,10 +25,13 @@ class Services:
     maintenance: Database  # the owner: sweeper and orphan clean-up
     storage: Storage
     training_files: TrainingFileService = field(init=False)
+    # Subscribers to builds in any process; it listens only while someone subscribes.
+    progress: ProgressHub = field(init=False)
 
     def __post_init__(self) -> None:
         service = TrainingFileService(self.db, self.writers, self.maintenance, self.storage)
         object.__setattr__(self, "training_files", service)
+        object.__setattr__(self, "progress", ProgressHub(self.db.connect_alone))
 
     @classmethod
     def of(cls, settings: Settings, pools: Pools, storage: Storage) -> Services:
@@ -56,7 +60,11 @@ async def running_services(settings: Settings, *, migrate: bool = True) -> Async
     try:
         storage = await open_storage(settings)
         try:
-            yield Services.of(settings, pools, CountedStorage(storage))
+            services = Services.of(settings, pools, CountedStorage(storage))
+            try:
+                yield services
+            finally:
+                await services.progress.close()
         finally:
             await storage.close()
     finally:

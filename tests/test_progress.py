@@ -70,23 +70,27 @@ async def test_a_build_is_seen_in_order_by_every_process_subscribed_to_its_file(
             hub.subscribe(other_file) as unrelated,
         ):
             progress = BuildProgress(_publisher(db), file_id, 3, interval=0)
-            await progress.waiting()
+            progress.advanced_to(1)
             await progress.building()
-            await progress.advanced(2, 1000)
+            await progress.conversation_ready()
+            await progress.wrote(1000)
             await progress.committing(1500)
             await progress.committed(4)
 
             for events in (here, there):
                 got = await _take(events, 5)
                 assert [(e.sequence, e.phase) for e in got] == [
-                    (1, Phase.WAITING),
+                    (1, Phase.BUILDING),
                     (2, Phase.BUILDING),
                     (3, Phase.BUILDING),
                     (4, Phase.COMMITTING),
                     (5, Phase.COMMITTED),
                 ]
-                assert [(e.conversations_done, e.bytes_written) for e in got[2:4]] == [
+                assert [(e.conversations_done, e.bytes_written) for e in got] == [
+                    (1, 0),
+                    (2, 0),
                     (2, 1000),
+                    (3, 1500),
                     (3, 1500),
                 ]
                 assert got[-1].version == 4 and got[-1].conversations_total == 3
@@ -156,21 +160,20 @@ class Clock:
 
 async def test_counts_are_throttled_phases_are_not_and_a_failing_publish_is_harmless() -> None:
     sent: list[ProgressEvent] = []
-    failing = True
 
     async def publish(event: ProgressEvent) -> None:
-        if failing and event.phase is Phase.WAITING:
+        if event.sequence == 1:
             raise ConnectionError("down")
         sent.append(event)
 
     clock = Clock()
     file_id = UUID(int=1)
     progress = BuildProgress(publish, file_id, 10, interval=1.0, clock=clock)
-    await progress.waiting()  # fails: logged, the build goes on
+    await progress.building()  # fails: logged, the build goes on
     await progress.building()
-    for done in range(1, 10):
+    for _ in range(9):
         clock.now += 0.25
-        await progress.advanced(done, done * 100)
+        await progress.conversation_ready()
     await progress.committing(1000)
     await progress.committed(2)
     assert [(e.phase, e.conversations_done) for e in sent] == [

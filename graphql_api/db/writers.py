@@ -63,6 +63,11 @@ class LockedSession:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 
+    @property
+    def connection(self) -> asyncpg.Connection:
+        """The locked connection itself, for statements outside a transaction (NOTIFY)."""
+        return self._conn
+
     @asynccontextmanager
     async def session(self, user_id: UUID | None = None) -> AsyncIterator[asyncpg.Connection]:
         """A transaction on the locked connection, as `user_id` under row-level security."""

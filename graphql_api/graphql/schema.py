@@ -30,6 +30,7 @@ from .context import Context
 from .mutations import Mutation
 from .queries import Query
 from .scalars import SCALAR_MAP
+from .subscriptions import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     return _Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=extensions,
     )

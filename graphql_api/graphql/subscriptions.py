@@ -22,7 +22,6 @@ expose(
     Phase,
     "Where a change to a training file is.",
     {
-        "WAITING": "Queued behind another change to the same file.",
         "BUILDING": "Writing the new version's objects; the counts say how far.",
         "COMMITTING": "Objects written; making the new version current.",
         "COMMITTED": "Done: `version` is the file's new version. The last event.",

@@ -20,7 +20,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
 
-from ..authentication import caller_id_or_none
+from ..authentication import BearerTokens, caller_id_or_none
 from ..errors import Unavailable
 from ..failures import as_unavailable
 from ..inputs import json_type
@@ -41,12 +41,23 @@ class GraphQLView(OfflineGraphQL):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        assert isinstance(request, Request)
         context = Context(
             request=request, services=request.app.state.services, compiled=self.compiled
         )
-        request.state.graphql_context = context
+        if isinstance(request, Request):
+            request.state.graphql_context = context
         return context
+
+    async def on_ws_connect(self, context: Context) -> None:
+        """A token in the `connection_init` payload (`{"Authorization": "Bearer ..."}`) stands
+        in for the upgrade request's header, which browsers cannot set."""
+        params = context.connection_params
+        if not isinstance(params, dict):
+            return
+        authorization = params.get("Authorization", params.get("authorization"))
+        if isinstance(authorization, str):
+            backend: BearerTokens = context.request.app.state.authentication
+            context.request.scope["user"] = await backend.caller(authorization)
 
     async def get_root_value(self, request: Any) -> None:
         return None

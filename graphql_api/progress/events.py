@@ -14,7 +14,6 @@ _MAX_MESSAGE = 1000
 
 
 class Phase(enum.StrEnum):
-    WAITING = "waiting"  # for the file's lock: another change to it is being built
     BUILDING = "building"  # writing the new version's objects
     COMMITTING = "committing"  # objects written; making the new version the current one
     COMMITTED = "committed"  # done: `version` is the file's new version

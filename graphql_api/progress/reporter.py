@@ -8,7 +8,10 @@ import time
 from collections.abc import Awaitable, Callable
 from uuid import UUID
 
-from .events import Phase, ProgressEvent
+import asyncpg
+
+from ..db.notifications import notify
+from .events import CHANNEL, Phase, ProgressEvent
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +43,32 @@ class BuildProgress:
         self._bytes = 0
         self._last_sent = float("-inf")
 
-    async def waiting(self) -> None:
-        await self._send(Phase.WAITING)
+    def use(self, publish: Publish) -> None:
+        """Publish through `publish` from now on (a build moves from connection to connection;
+        subscribers order its events by `sequence`)."""
+        self._publish = publish
+
+    def expect(self, conversations_total: int) -> None:
+        self._total = conversations_total
+
+    def advanced_to(self, conversations_done: int) -> None:
+        """Count `conversations_done` as done already (an add's old conversations)."""
+        self._done = conversations_done
 
     async def building(self) -> None:
         await self._send(Phase.BUILDING)
 
-    async def advanced(self, conversations_done: int, bytes_written: int) -> None:
-        self._done, self._bytes = conversations_done, bytes_written
+    async def conversation_ready(self) -> None:
+        """One more conversation's parts are ready to be written."""
+        self._done = min(self._done + 1, self._total)
+        await self._advanced()
+
+    async def wrote(self, size: int) -> None:
+        """One of the version's objects is written, `size` bytes."""
+        self._bytes += size
+        await self._advanced()
+
+    async def _advanced(self) -> None:
         if self._clock() - self._last_sent >= self._interval:
             await self._send(Phase.BUILDING)
 
@@ -91,6 +112,18 @@ class BuildProgress:
 
 async def _ignore(event: ProgressEvent) -> None:
     return None
+
+
+def on_connection(conn: asyncpg.Connection) -> Publish:
+    """Publish with NOTIFY on `conn`, one event at a time: at once outside a transaction, at its
+    commit inside one. No connection of its own, so reporting never waits for the pool."""
+    turn = asyncio.Lock()
+
+    async def publish(event: ProgressEvent) -> None:
+        async with turn:
+            await notify(conn, CHANNEL, event.encode())
+
+    return publish
 
 
 def unreported(training_file_id: UUID, conversations_total: int) -> BuildProgress:
