@@ -123,6 +123,8 @@ class Settings:
     jwt_jwks_timeout: float = 5.0
     cors_origins: tuple[str, ...] = ()
     max_request_bytes: int = 1024 * 1024
+    # Each uploaded conversation file (importConversations, POST /api/conversations).
+    max_import_file_bytes: int = 25 * 1024 * 1024
     graphql_max_depth: int = 12
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 5000
@@ -190,6 +192,9 @@ class Settings:
             cors_origins=_origins(env.text("CORS_ORIGINS")),
             max_request_bytes=env.integer(
                 "MAX_REQUEST_BYTES", cls.max_request_bytes, low=1024, high=1 << 30
+            ),
+            max_import_file_bytes=env.integer(
+                "MAX_IMPORT_FILE_BYTES", cls.max_import_file_bytes, low=1024, high=1 << 30
             ),
             graphql_max_depth=env.integer(
                 "GRAPHQL_MAX_DEPTH", cls.graphql_max_depth, low=2, high=100
