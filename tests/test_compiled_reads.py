@@ -102,6 +102,47 @@ CORPUS: list[tuple[str, dict[str, Any]]] = [
         "query ($filter: ConversationFilterInput) { conversations(filter: $filter) { totalCount nodes { id } } }",
         {"filter": {"enrichmentStatus": "COMPLETED", "personaKey": "anxious_planner"}},
     ),
+    (
+        "query ($filter: ConversationFilterInput) { conversations(first: 100, filter: $filter) "
+        "{ totalCount nodes { id title tier qualityScore humanReviewedCount } } }",
+        {
+            "filter": {
+                "minQuality": 2.5,
+                "maxQuality": 4.6,
+                "tiers": ["PRODUCTION", "EXPERIMENTAL", "SEED_DATASET"],
+                "humanReviewed": True,
+                "hasScaffolding": True,
+                "sourceCreatedFrom": "2025-02-01",
+                "sourceCreatedTo": "2025-12-01",
+                "createdAfter": "2000-01-01T00:00:00Z",
+                "createdBefore": "2999-01-01T00:00:00Z",
+            }
+        },
+    ),
+    (
+        "query ($a: ConversationFilterInput, $b: ConversationFilterInput, $c: ConversationFilterInput) {"
+        " a: conversations(filter: $a) { totalCount nodes { id title } }"
+        " b: conversations(filter: $b) { totalCount nodes { id } }"
+        " c: conversations(filter: $c) { totalCount nodes { id } } }",
+        {
+            "a": {"titleContains": "planner", "humanReviewed": False},
+            "b": {"titleContains": "%_\\", "tiers": []},
+            "c": {"hasScaffolding": False, "tiers": ["REJECTED"]},
+        },
+    ),
+    (
+        "query ($f: TrainingFileFilterInput) { trainingFiles(filter: $f, first: 50) "
+        "{ totalCount nodes { id conversationCount qualitySummary { average } } } }",
+        {
+            "f": {
+                "status": None,
+                "minAverageQuality": 3,
+                "maxAverageQuality": 4.8,
+                "minConversationCount": 2,
+                "maxConversationCount": 4,
+            }
+        },
+    ),
     ("{ viewer { id } }", {}),
 ]
 

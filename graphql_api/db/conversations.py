@@ -12,6 +12,7 @@ from uuid import UUID
 import asyncpg
 
 from ..pagination import Cursor
+from .where import LIKE_ESCAPE, Where, contains_pattern
 
 
 @dataclass(frozen=True)
@@ -69,49 +70,77 @@ IMPORT_COLUMNS = tuple(
 )
 
 
+# Conversations that can go into a training file.
+ELIGIBLE = "enrichment_status = 'completed' AND enriched_file_path IS NOT NULL"
+# A key found nowhere is NULL or empty: such a conversation is `unknown` in a distribution.
+_ALL_KEYS = " AND ".join(
+    f"coalesce({column}, '') <> ''"
+    for column in ("persona_key", "emotional_arc_key", "training_topic_key")
+)
+_NOT_IN_FILE = """NOT EXISTS (
+    SELECT 1 FROM training_file_conversations j
+    WHERE j.training_file_id = $1 AND j.conversation_id = conversations.conversation_id)"""
+
+
+_EXACT = ("enrichment_status", "persona_key", "emotional_arc_key", "training_topic_key")
+
+
 @dataclass(frozen=True)
 class ConversationFilter:
+    """Every given field must match (None: any). Ranges are inclusive, except
+    `created_before`, which is exclusive so that adjacent ranges do not overlap."""
+
     enrichment_status: str | None = None
     persona_key: str | None = None
     emotional_arc_key: str | None = None
     training_topic_key: str | None = None
     min_quality: Decimal | None = None
+    max_quality: Decimal | None = None
+    tiers: tuple[str, ...] | None = None
+    human_reviewed: bool | None = None
+    has_scaffolding: bool | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    source_created_from: date | None = None
+    source_created_to: date | None = None
+    title_contains: str | None = None
     not_in_training_file: UUID | None = None
     eligible_only: bool = False
 
-    def params(self) -> tuple[Any, ...]:
-        return (
-            self.enrichment_status,
-            self.persona_key,
-            self.emotional_arc_key,
-            self.training_topic_key,
-            self.min_quality,
-            self.not_in_training_file,
-            self.eligible_only,
-        )
+    def clause(self) -> Where:
+        where = Where()
+        for column in _EXACT:
+            if (value := getattr(self, column)) is not None:
+                where.add(f"{column} = $1::text", value)
+        if self.min_quality is not None:
+            where.add("quality_score >= $1::numeric", self.min_quality)
+        if self.max_quality is not None:
+            where.add("quality_score <= $1::numeric", self.max_quality)
+        if self.tiers is not None:
+            where.add("tier = ANY($1::text[])", list(self.tiers))
+        if self.human_reviewed is not None:
+            where.add("(human_reviewed_count > 0) = $1::boolean", self.human_reviewed)
+        if self.has_scaffolding is not None:
+            where.add(f"({_ALL_KEYS}) = $1::boolean", self.has_scaffolding)
+        if self.created_after is not None:
+            where.add("created_at >= $1::timestamptz", self.created_after)
+        if self.created_before is not None:
+            where.add("created_at < $1::timestamptz", self.created_before)
+        if self.source_created_from is not None:
+            where.add("source_created_date >= $1::date", self.source_created_from)
+        if self.source_created_to is not None:
+            where.add("source_created_date <= $1::date", self.source_created_to)
+        if self.title_contains is not None:
+            pattern = contains_pattern(self.title_contains)
+            where.add(f"title ILIKE $1::text ESCAPE '{LIKE_ESCAPE}'", pattern)
+        if self.not_in_training_file is not None:
+            where.add(_NOT_IN_FILE, self.not_in_training_file)
+        if self.eligible_only:
+            where.add(ELIGIBLE)
+        return where
 
 
-# One static statement for every combination of filters: an unset filter is NULL.
-LIST_WHERE = """
-WHERE ($1::text IS NULL OR enrichment_status = $1)
-  AND ($2::text IS NULL OR persona_key = $2)
-  AND ($3::text IS NULL OR emotional_arc_key = $3)
-  AND ($4::text IS NULL OR training_topic_key = $4)
-  AND ($5::numeric IS NULL OR quality_score >= $5)
-  AND ($6::uuid IS NULL OR NOT EXISTS (
-        SELECT 1 FROM training_file_conversations j
-        WHERE j.training_file_id = $6 AND j.conversation_id = conversations.conversation_id))
-  AND (NOT $7::boolean OR (enrichment_status = 'completed' AND enriched_file_path IS NOT NULL))
-"""
-
-_COUNT = f"SELECT count(*) FROM conversations {LIST_WHERE}"
-
-_PAGE = f"""
-SELECT {_COLUMNS} FROM conversations {LIST_WHERE}
-  AND ($8::timestamptz IS NULL OR (created_at, conversation_id) < ($8, $9::uuid))
-ORDER BY created_at DESC, conversation_id DESC
-LIMIT $10
-"""
+_NEWEST_FIRST = "ORDER BY created_at DESC, conversation_id DESC"
 
 _BY_IDS = f"SELECT {_COLUMNS} FROM conversations WHERE conversation_id = ANY($1::uuid[])"
 
@@ -139,19 +168,23 @@ ON CONFLICT (conversation_id) DO UPDATE SET
 
 
 async def count(conn: asyncpg.Connection, where: ConversationFilter) -> int:
-    return int(await conn.fetchval(_COUNT, *where.params()))
+    clause = where.clause()
+    return int(
+        await conn.fetchval(f"SELECT count(*) FROM conversations {clause.sql}", *clause.params)
+    )
 
 
 async def page(
     conn: asyncpg.Connection, where: ConversationFilter, after: Cursor | None, limit: int
 ) -> list[ConversationRecord]:
-    rows = await conn.fetch(
-        _PAGE,
-        *where.params(),
-        after.sort_at if after else None,
-        after.id if after else None,
-        limit,
-    )
+    clause = where.clause()
+    if after is not None:
+        clause.add(
+            "(created_at, conversation_id) < ($1::timestamptz, $2::uuid)", after.sort_at, after.id
+        )
+    limit_param = clause.param(limit, "int")
+    sql = f"SELECT {_COLUMNS} FROM conversations {clause.sql} {_NEWEST_FIRST} LIMIT {limit_param}"
+    rows = await conn.fetch(sql, *clause.params)
     return [ConversationRecord.from_row(row) for row in rows]
 
 

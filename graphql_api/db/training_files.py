@@ -14,6 +14,7 @@ import asyncpg
 from ..domain.enums import TrainingFileStatus
 from ..pagination import Cursor
 from .conversations import ConversationRecord
+from .where import Where
 
 
 @dataclass(frozen=True)
@@ -204,18 +205,7 @@ LIMIT $2
 """
 _FORGET_RETIRED = "DELETE FROM retired_objects WHERE bucket = $1 AND key = $2"
 
-LIST_WHERE = """
-WHERE ($1::text IS NULL OR status = $1)
-  AND ($2::uuid IS NULL OR created_by = $2)
-  AND ($3::text IS NULL OR strpos(lower(name), lower($3)) > 0)
-"""
-_COUNT = f"SELECT count(*) FROM training_files {LIST_WHERE}"
-_PAGE = f"""
-SELECT {_COLUMNS} FROM training_files {LIST_WHERE}
-  AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))
-ORDER BY created_at DESC, id DESC
-LIMIT $6
-"""
+_NEWEST_FIRST = "ORDER BY created_at DESC, id DESC"
 
 # One statement for the conversations of many files: one LATERAL page per (file, after, limit).
 _CONVERSATION_PAGES = """
@@ -242,12 +232,33 @@ ORDER BY f.created_at DESC, f.id DESC
 
 @dataclass(frozen=True)
 class TrainingFileFilter:
+    """Every given field must match (None: any); ranges are inclusive."""
+
     status: str | None = TrainingFileStatus.ACTIVE
     created_by: UUID | None = None
     name_contains: str | None = None
+    min_average_quality: Decimal | None = None
+    max_average_quality: Decimal | None = None
+    min_conversation_count: int | None = None
+    max_conversation_count: int | None = None
 
-    def params(self) -> tuple[Any, ...]:
-        return (self.status, self.created_by, self.name_contains)
+    def clause(self) -> Where:
+        where = Where()
+        if self.status is not None:
+            where.add("status = $1::text", self.status)
+        if self.created_by is not None:
+            where.add("created_by = $1::uuid", self.created_by)
+        if self.name_contains is not None:
+            where.add("strpos(lower(name), lower($1::text)) > 0", self.name_contains)
+        if self.min_average_quality is not None:
+            where.add("avg_quality_score >= $1::numeric", self.min_average_quality)
+        if self.max_average_quality is not None:
+            where.add("avg_quality_score <= $1::numeric", self.max_average_quality)
+        if self.min_conversation_count is not None:
+            where.add("conversation_count >= $1::int", self.min_conversation_count)
+        if self.max_conversation_count is not None:
+            where.add("conversation_count <= $1::int", self.max_conversation_count)
+        return where
 
 
 async def get(conn: asyncpg.Connection, file_id: UUID) -> TrainingFileRecord | None:
@@ -354,15 +365,21 @@ async def forget_retired(conn: asyncpg.Connection, bucket: str, key: str) -> Non
 
 
 async def count(conn: asyncpg.Connection, where: TrainingFileFilter) -> int:
-    return int(await conn.fetchval(_COUNT, *where.params()))
+    clause = where.clause()
+    return int(
+        await conn.fetchval(f"SELECT count(*) FROM training_files {clause.sql}", *clause.params)
+    )
 
 
 async def page(
     conn: asyncpg.Connection, where: TrainingFileFilter, after: Cursor | None, limit: int
 ) -> list[TrainingFileRecord]:
-    rows = await conn.fetch(
-        _PAGE, *where.params(), after.sort_at if after else None, after.id if after else None, limit
-    )
+    clause = where.clause()
+    if after is not None:
+        clause.add("(created_at, id) < ($1::timestamptz, $2::uuid)", after.sort_at, after.id)
+    limit_param = clause.param(limit, "int")
+    sql = f"SELECT {_COLUMNS} FROM training_files {clause.sql} {_NEWEST_FIRST} LIMIT {limit_param}"
+    rows = await conn.fetch(sql, *clause.params)
     return [TrainingFileRecord.from_row(row) for row in rows]
 
 

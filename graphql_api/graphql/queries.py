@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
+from datetime import date, datetime
 from typing import Annotated
 
 import strawberry
@@ -15,9 +15,10 @@ from ..db.training_files import TrainingFileFilter
 from ..domain.limits import MAX_PAGE_SIZE
 from ..errors import InvalidInput
 from ..inputs import parse_uuid, storable
+from ..ranges import RangeChecks
 from ..version import package_version
 from .context import Context
-from .enums import EnrichmentStatus, TrainingFileStatus
+from .enums import EnrichmentStatus, QualityTier, TrainingFileStatus
 from .nodes import Conversation, Node, TrainingFile
 from .pagination import After, Connection, First, to_connection
 
@@ -39,7 +40,47 @@ class ConversationFilterInput:
         default=None, description="Conversations with this training topic key."
     )
     min_quality: float | None = strawberry.field(
-        default=None, description="Conversations whose quality score is at least this."
+        default=None, description="Conversations whose quality score is at least this (0–5)."
+    )
+    max_quality: float | None = strawberry.field(
+        default=None, description="Conversations whose quality score is at most this (0–5)."
+    )
+    tiers: list[QualityTier] | None = strawberry.field(
+        default=None, description="Conversations in any of these tiers; an empty list matches none."
+    )
+    human_reviewed: bool | None = strawberry.field(
+        default=None,
+        description="True: conversations with at least one human-reviewed pair; false: those "
+        "with none.",
+    )
+    has_scaffolding: bool | None = strawberry.field(
+        default=None,
+        description="True: conversations with all three scaffolding keys (persona, emotional "
+        "arc, training topic); false: those missing one or more (counted as `unknown` in a "
+        "distribution).",
+    )
+    created_after: datetime | None = strawberry.field(
+        default=None, description="Conversations imported at or after this instant (`createdAt`)."
+    )
+    created_before: datetime | None = strawberry.field(
+        default=None,
+        description="Conversations imported before this instant (exclusive, so adjacent ranges "
+        "do not overlap).",
+    )
+    source_created_from: date | None = strawberry.field(
+        default=None,
+        description="Conversations whose file was created on or after this day "
+        "(`sourceCreatedDate`); those without a date never match.",
+    )
+    source_created_to: date | None = strawberry.field(
+        default=None,
+        description="Conversations whose file was created on or before this day "
+        "(`sourceCreatedDate`); those without a date never match.",
+    )
+    title_contains: str | None = strawberry.field(
+        default=None,
+        description="Case-insensitive substring of the title, taken literally (`%` and `_` are "
+        "no wildcards); an empty string matches every conversation, a missing title none.",
     )
     not_in_training_file: strawberry.ID | None = strawberry.field(
         default=None,
@@ -53,12 +94,35 @@ class ConversationFilterInput:
 
     def to_filter(self) -> ConversationFilter:
         not_in = self.not_in_training_file
+        checks = RangeChecks()
+        low = checks.quality(self.min_quality, "filter.minQuality")
+        high = checks.quality(self.max_quality, "filter.maxQuality")
+        checks.ordered(low, high, "filter.minQuality", "filter.maxQuality")
+        checks.ordered(
+            self.created_after, self.created_before, "filter.createdAfter", "filter.createdBefore"
+        )
+        checks.ordered(
+            self.source_created_from,
+            self.source_created_to,
+            "filter.sourceCreatedFrom",
+            "filter.sourceCreatedTo",
+        )
+        checks.check()
         return ConversationFilter(
             enrichment_status=self.enrichment_status.value if self.enrichment_status else None,
             persona_key=storable(self.persona_key, "filter.personaKey"),
             emotional_arc_key=storable(self.emotional_arc_key, "filter.emotionalArcKey"),
             training_topic_key=storable(self.training_topic_key, "filter.trainingTopicKey"),
-            min_quality=Decimal(str(self.min_quality)) if self.min_quality is not None else None,
+            min_quality=low,
+            max_quality=high,
+            tiers=tuple(t.value for t in self.tiers) if self.tiers is not None else None,
+            human_reviewed=self.human_reviewed,
+            has_scaffolding=self.has_scaffolding,
+            created_after=self.created_after,
+            created_before=self.created_before,
+            source_created_from=self.source_created_from,
+            source_created_to=self.source_created_to,
+            title_contains=storable(self.title_contains, "filter.titleContains") or None,
             not_in_training_file=parse_uuid(not_in, "notInTrainingFile") if not_in else None,
             eligible_only=self.eligible_only,
         )
@@ -75,12 +139,40 @@ class TrainingFileFilterInput:
     name_contains: str | None = strawberry.field(
         default=None, description="Case-insensitive substring of the name."
     )
+    min_average_quality: float | None = strawberry.field(
+        default=None,
+        description="Files whose average quality (`qualitySummary.average`) is at least this "
+        "(0–5); files without one never match.",
+    )
+    max_average_quality: float | None = strawberry.field(
+        default=None,
+        description="Files whose average quality is at most this (0–5); files without one "
+        "never match.",
+    )
+    min_conversation_count: int | None = strawberry.field(
+        default=None, description="Files with at least this many conversations."
+    )
+    max_conversation_count: int | None = strawberry.field(
+        default=None, description="Files with at most this many conversations."
+    )
 
     def to_filter(self) -> TrainingFileFilter:
+        checks = RangeChecks()
+        low = checks.quality(self.min_average_quality, "filter.minAverageQuality")
+        high = checks.quality(self.max_average_quality, "filter.maxAverageQuality")
+        checks.ordered(low, high, "filter.minAverageQuality", "filter.maxAverageQuality")
+        fewest = checks.count(self.min_conversation_count, "filter.minConversationCount")
+        most = checks.count(self.max_conversation_count, "filter.maxConversationCount")
+        checks.ordered(fewest, most, "filter.minConversationCount", "filter.maxConversationCount")
+        checks.check()
         return TrainingFileFilter(
             status=self.status.value if self.status else None,
             created_by=parse_uuid(self.created_by, "createdBy") if self.created_by else None,
             name_contains=storable(self.name_contains, "filter.nameContains"),
+            min_average_quality=low,
+            max_average_quality=high,
+            min_conversation_count=fewest,
+            max_conversation_count=most,
         )
 
 

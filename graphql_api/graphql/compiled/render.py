@@ -8,7 +8,7 @@ A test runs a corpus of operations through both and compares the results.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -25,7 +25,6 @@ from graphql.execution.values import get_argument_values
 from strawberry.types.arguments import convert_arguments
 
 from ...db import conversations as conversation_rows
-from ...db import training_files as file_rows
 from ...inputs import parse_uuid
 from ...pagination import check_page_size, decode_after, decode_position
 from ..queries import ConversationFilterInput, TrainingFileFilterInput
@@ -212,7 +211,7 @@ def _keyset_page(
     table: str,
     id_column: str,
     where_sql: str,
-    where_values: tuple[Any, ...],
+    where_values: Sequence[object],
     first: Any,
     after: Any,
     comp: Compilation,
@@ -242,15 +241,9 @@ def _keyset_page(
 
 def _training_files(selected: Selected, row: str, comp: Compilation) -> str:
     args = comp.arguments(selected)
-    where = (args["filter"] or TrainingFileFilterInput()).to_filter()
+    where = (args["filter"] or TrainingFileFilterInput()).to_filter().clause()
     page = _keyset_page(
-        "training_files",
-        "id",
-        file_rows.LIST_WHERE,
-        where.params(),
-        args["first"],
-        args["after"],
-        comp,
+        "training_files", "id", where.sql, where.params, args["first"], args["after"], comp
     )
     return render_connection(selected, page, comp)
 
@@ -258,12 +251,14 @@ def _training_files(selected: Selected, row: str, comp: Compilation) -> str:
 def _conversations(selected: Selected, row: str, comp: Compilation) -> str:
     args = comp.arguments(selected)
     filter_input: ConversationFilterInput | None = args["filter"]
-    where = filter_input.to_filter() if filter_input else conversation_rows.ConversationFilter()
+    where = (
+        filter_input.to_filter() if filter_input else conversation_rows.ConversationFilter()
+    ).clause()
     page = _keyset_page(
         "conversations",
         "conversation_id",
-        conversation_rows.LIST_WHERE,
-        where.params(),
+        where.sql,
+        where.params,
         args["first"],
         args["after"],
         comp,
