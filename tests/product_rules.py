@@ -173,6 +173,14 @@ def distribution(documents: Sequence[dict[str, Any]]) -> dict[str, list[Share]]:
     return result
 
 
+def missing_keys(documents: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Per kind, how many conversations have no key of that kind."""
+    return {
+        kind: sum(1 for d in documents if not scaffolding(d)[key_field])
+        for kind, key_field, _ in SCAFFOLDING_FIELDS
+    }
+
+
 def file_distribution(documents: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
     """`scaffolding_distribution` as the full JSON writes it: key -> count."""
     return {

@@ -33,7 +33,7 @@ FILE_FIELDS = """
   trainablePairCount totalTrainingPairs trainablePairs jsonFileSize jsonlFileSize createdBy createdAt updatedAt lastUpdatedAt
   qualitySummary { __typename average minimum maximum humanReviewedCount humanReviewedPercentage }
   scaffoldingDistribution {
-    personas { key name count percentage }
+    personas { key name count percentage unknown }
     emotionalArcs { __typename key name count percentage }
     trainingTopics { key count percentage }
   }

@@ -211,18 +211,17 @@ def expected_file_quality(sources: Sequence[Source]) -> dict[str, Any]:
 
 def expected_distribution(sources: Sequence[Source]) -> dict[str, list[dict[str, Any]]]:
     """`scaffoldingDistribution`: keys in order of first appearance in the file, with counts
-    and their share of the file's conversations."""
+    and their share of the file's conversations, then `unknown` for those without a key."""
     shares = rules.distribution(documents_of(sources))
+    missing = rules.missing_keys(documents_of(sources))
+
+    def entry(key: str, name: str | None, count: int) -> dict[str, Any]:
+        percentage = float(rules.percent(count, len(sources)))
+        return {"key": key, "name": name, "count": count, "percentage": percentage}
+
     return {
-        graphql_kind: [
-            {
-                "key": s.key,
-                "name": s.name,
-                "count": s.count,
-                "percentage": float(rules.percent(s.count, len(sources))),
-            }
-            for s in shares[kind]
-        ]
+        graphql_kind: [entry(s.key, s.name, s.count) for s in shares[kind]]
+        + ([entry("unknown", None, missing[kind])] if missing[kind] else [])
         for graphql_kind, kind in GRAPHQL_KINDS
     }
 

@@ -9,6 +9,9 @@ import strawberry
 from ..db.training_files import TrainingFileRecord
 from ..domain.limits import as_float, percentage
 
+# The distribution entry of conversations without a key.
+UNKNOWN_KEY = "unknown"
+
 
 @strawberry.type(description="One finding of the import validation.")
 class ValidationIssue:
@@ -61,24 +64,45 @@ class QualitySummary:
     )
 
 
-@strawberry.type(description="How many conversations of the file share one scaffolding key.")
+@strawberry.type(
+    description="How many conversations of the file share one scaffolding key, or have none "
+    "(the `unknown` entry)."
+)
 class DistributionEntry:
-    key: str = strawberry.field(description="The key, e.g. `anxious_planner`.")
-    name: str | None = strawberry.field(description="Its display name, when the files give one.")
+    key: str = strawberry.field(
+        description=f"The key, e.g. `anxious_planner`; `{UNKNOWN_KEY}` for the entry of "
+        "conversations without one."
+    )
+    name: str | None = strawberry.field(
+        description="Its display name, when the files give one (null for the unknown entry)."
+    )
     count: int = strawberry.field(description="Conversations of the file with this key.")
-    percentage: float = strawberry.field(description="Share of the file's conversations, 0–100.")
+    percentage: float = strawberry.field(
+        description="Share of the file's conversations, 0–100, rounded half up to 2 places."
+    )
+    unknown: bool = strawberry.field(
+        description="True for the entry counting the conversations without a key (a file's own "
+        "key could be spelled `unknown` too: this tells them apart)."
+    )
 
 
-@strawberry.type(description="Balance of the file across personas, emotional arcs and topics.")
+@strawberry.type(
+    description="Balance of the file across personas, emotional arcs and topics. In each list "
+    "the counts add up to `conversationCount` (and the percentages to 100, up to rounding): "
+    "conversations without a key are the last entry, `unknown`, present only when there are "
+    "any."
+)
 class ScaffoldingDistribution:
     personas: list[DistributionEntry] = strawberry.field(
-        description="By persona key, in order of first appearance in the file."
+        description="By persona key, in order of first appearance in the file, then `unknown`."
     )
     emotional_arcs: list[DistributionEntry] = strawberry.field(
-        description="By emotional arc key, in order of first appearance in the file."
+        description="By emotional arc key, in order of first appearance in the file, then "
+        "`unknown`."
     )
     training_topics: list[DistributionEntry] = strawberry.field(
-        description="By training topic key, in order of first appearance in the file."
+        description="By training topic key, in order of first appearance in the file, then "
+        "`unknown`."
     )
 
 
@@ -98,16 +122,34 @@ def quality_summary(r: TrainingFileRecord) -> QualitySummary:
 
 
 def scaffolding_distribution(r: TrainingFileRecord) -> ScaffoldingDistribution:
+    total = r.conversation_count
+
     def entries(kind: str) -> list[DistributionEntry]:
-        return [
+        known = r.scaffolding_distribution.get(kind, [])
+        result = [
             DistributionEntry(
                 key=e["key"],
                 name=e.get("name"),
                 count=e["count"],
-                percentage=_percentage(e["count"], r.conversation_count),
+                percentage=_percentage(e["count"], total),
+                unknown=False,
             )
-            for e in r.scaffolding_distribution.get(kind, [])
+            for e in known
         ]
+        # The stored distribution (and the file's metadata) counts keys only: the rest of the
+        # file's conversations have none.
+        missing = total - sum(e["count"] for e in known)
+        if missing > 0:
+            result.append(
+                DistributionEntry(
+                    key=UNKNOWN_KEY,
+                    name=None,
+                    count=missing,
+                    percentage=_percentage(missing, total),
+                    unknown=True,
+                )
+            )
+        return result
 
     return ScaffoldingDistribution(
         personas=entries("personas"),

@@ -28,6 +28,7 @@ from ...db import conversations as conversation_rows
 from ...inputs import parse_uuid
 from ...pagination import check_page_size, decode_after, decode_position
 from ..queries import ConversationFilterInput, TrainingFileFilterInput
+from ..types import UNKNOWN_KEY
 from .selection import Document, Selected, collect
 from .sql import (
     NotCompilable,
@@ -322,17 +323,32 @@ def _viewer(selected: Selected, row: str, comp: Compilation) -> str:
 
 
 def _distribution_entries(kind: str) -> Field:
-    """`DistributionEntry`s of one kind, from the row's stored distribution, in its order."""
+    """`DistributionEntry`s of one kind: the row's stored distribution in its order, then the
+    `unknown` entry of the conversations it does not count (as `types.scaffolding_distribution`)."""
 
     def render(selected: Selected, row: str, comp: Compilation) -> str:
         st = comp.statement
-        entry, order = st.alias("e"), st.alias("o")
-        count = f"({entry} ->> 'count')::int"
+        entries, element, order, counted, missing_row = (
+            st.alias(stem) for stem in ("d", "e", "o", "c", "m")
+        )
+        stored = f"jsonb_array_elements(coalesce({row}.scaffolding_distribution -> '{kind}', '[]'))"
+        missing = (
+            f"{row}.conversation_count - coalesce((SELECT sum(({counted} ->> 'count')::int) "
+            f"FROM {stored} AS {st.alias('s')}({counted})), 0)"
+        )
+        source = (
+            f"(SELECT {element} ->> 'key' AS key, {element} ->> 'name' AS name, "
+            f"({element} ->> 'count')::bigint AS count, false AS unknown, {order} "
+            f"FROM {stored} WITH ORDINALITY AS {st.alias('k')}({element}, {order}) "
+            f"UNION ALL SELECT {literal(UNKNOWN_KEY)}, NULL, {missing_row}.n, true, 0 "
+            f"FROM (SELECT {missing} AS n) AS {missing_row} WHERE {missing_row}.n > 0) AS {entries}"
+        )
         values = {
-            "key": f"({entry} ->> 'key')",
-            "name": f"({entry} ->> 'name')",
-            "count": count,
-            "percentage": percentage(count, f"{row}.conversation_count"),
+            "key": f"{entries}.key",
+            "name": f"{entries}.name",
+            "count": f"{entries}.count",
+            "percentage": percentage(f"{entries}.count", f"{row}.conversation_count"),
+            "unknown": f"{entries}.unknown",
         }
         entry_type = _type_of(selected)
         pairs = []
@@ -341,11 +357,7 @@ def _distribution_entries(kind: str) -> Field:
             if value is None:
                 raise NotCompilable(f"field {entry_type.name}.{sub.name}")
             pairs.append((sub.key, value))
-        source = (
-            f"jsonb_array_elements(coalesce({row}.scaffolding_distribution -> '{kind}', '[]'))"
-            f" WITH ORDINALITY AS {st.alias('d')}({entry}, {order})"
-        )
-        return json_array(json_object(pairs), source, order)
+        return json_array(json_object(pairs), source, f"{entries}.unknown, {entries}.{order}")
 
     return render
 
