@@ -29,6 +29,7 @@ from .graphql.view import GraphQLView
 from .limits import BodySizeLimit
 from .maintenance.cleanup import clean_up
 from .maintenance.report import State
+from .multipart import upload_limit
 from .observability.access import ObservedRequests
 from .observability.exposition import metrics_endpoint
 from .observability.probes import livez, readyz
@@ -170,7 +171,11 @@ def create_app(
     ]
     middleware = [
         Middleware(ObservedRequests),
-        Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes),
+        Middleware(
+            BodySizeLimit,
+            max_bytes=settings.max_request_bytes,
+            uploads=upload_limit(settings),
+        ),
         Middleware(
             AuthenticationMiddleware,
             backend=authentication,

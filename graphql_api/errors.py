@@ -37,6 +37,14 @@ class ErrorCode(enum.StrEnum):
     NOT_READY = "NOT_READY"
     CONVERSATION_CHANGED = "CONVERSATION_CHANGED"
     CONFLICT = "CONFLICT"
+    # Importing conversation files
+    NO_FILES = "NO_FILES"
+    TOO_MANY_FILES = "TOO_MANY_FILES"
+    FILE_TOO_LARGE = "FILE_TOO_LARGE"
+    INVALID_JSON = "INVALID_JSON"
+    BLOCKED = "BLOCKED"
+    IN_TRAINING_FILE = "IN_TRAINING_FILE"
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
     # Who is asking
     UNAUTHENTICATED = "UNAUTHENTICATED"
     FORBIDDEN = "FORBIDDEN"
@@ -69,6 +77,16 @@ MEANING: dict[ErrorCode, str] = {
     ErrorCode.CONVERSATION_CHANGED: "A conversation was re-imported while the file was built, "
     "or its stored file no longer matches its record: try again (or re-import it).",
     ErrorCode.CONFLICT: "The training file changed while this request ran: try again.",
+    ErrorCode.NO_FILES: "No file was uploaded.",
+    ErrorCode.TOO_MANY_FILES: "More files in one request than an import takes (20).",
+    ErrorCode.FILE_TOO_LARGE: "A file larger than `MAX_IMPORT_FILE_BYTES`; nothing of it was "
+    "stored.",
+    ErrorCode.INVALID_JSON: "The file is not UTF-8 JSON whose top level is an object.",
+    ErrorCode.BLOCKED: "Validation found a structural problem (listed in `blockers`); the file "
+    "was not stored.",
+    ErrorCode.IN_TRAINING_FILE: "The conversation changed but is already in a training file: "
+    "import it as a new conversation (a new `dataset_name`) instead.",
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: "A REST import whose Content-Type is not `application/json`.",
     ErrorCode.UNAUTHENTICATED: "No bearer token, or one that is invalid or expired.",
     ErrorCode.FORBIDDEN: "The training file belongs to another user.",
     ErrorCode.BUSY: "A bound was reached (connections, a lock, a statement): retry after "

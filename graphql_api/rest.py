@@ -79,7 +79,9 @@ from .errors import (
 from .failures import as_unavailable
 from .inputs import json_type, parse_uuid
 from .limits import BodyTooLarge, error_body
+from .multipart import IMPORT_PATH
 from .pagination import MAX_PAGE_SIZE
+from .rest_imports import import_conversation
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,7 @@ def rest_routes() -> list[BaseRoute]:
         Route(BASE_PATH, _files, methods=["GET", "POST"]),
         Route(f"{BASE_PATH}/{{id}}/add-conversations", _add_conversations, methods=["POST"]),
         Route(f"{BASE_PATH}/{{id}}/download", _download, methods=["GET"]),
+        Route(IMPORT_PATH, _import_conversation, methods=["POST"]),
     ]
 
 
@@ -312,3 +315,9 @@ async def _download(request: Request) -> Response:
             "expires_at": _timestamp(link.expires_at),
         }
     )
+
+
+@_rest_errors
+async def _import_conversation(request: Request) -> Response:
+    """One enriched conversation file as the body (see `rest_imports`)."""
+    return await import_conversation(request, _user_id(request), _services(request))

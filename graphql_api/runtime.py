@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from .config import Settings
+from .conversations.uploads import IMPORTS_AT_ONCE
 from .db.database import CONNECT_ERRORS, Database, unreachable
 from .db.embedded import ensure_database, start_embedded, with_user
 from .db.migrate import apply_migrations_locked, schema_lock
@@ -69,10 +70,13 @@ class Pools:
     db: Database
     writers: WriterPool
     maintenance: Database
+    # The owner's writer connections for imports through the API (conversations/uploads.py).
+    importers: WriterPool
 
     async def close(self, timeout: float = 10.0) -> None:
         """Close every pool, waiting at most `timeout` for connections still in use."""
-        for pool in (self.db.pool, self.writers.pool, self.maintenance.pool):
+        pools = (self.db.pool, self.writers.pool, self.maintenance.pool, self.importers.pool)
+        for pool in pools:
             await close_pool(pool, timeout)
 
 
@@ -153,14 +157,18 @@ async def open_pools(settings: Settings, urls: DatabaseUrls) -> Pools:
             await pool(urls.app, settings.writer_connections), timeout_seconds=settings.lock_timeout
         )
         maintenance = Database(await pool(urls.owner, 2), acquire_timeout_seconds=timeout)
+        importers = WriterPool(
+            await pool(urls.owner, IMPORTS_AT_ONCE), timeout_seconds=settings.lock_timeout
+        )
         watch_pool(requests, "requests")
         watch_pool(writers.pool, "writers")
+        watch_pool(importers.pool, "importers")
         await _warn_if_privileged(db)
     except BaseException:
         for opened_pool in opened:
             opened_pool.terminate()
         raise
-    return Pools(db, writers, maintenance)
+    return Pools(db, writers, maintenance, importers)
 
 
 async def _warn_if_privileged(db: Database) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from .aggregation.service import DownloadTarget, TrainingFileService
 from .config import Settings
+from .conversations.uploads import UploadImporter
 from .db.database import Database
 from .db.writers import WriterPool
 from .domain.limits import LINK_TTL_SECONDS
@@ -24,18 +25,32 @@ class Services:
     writers: WriterPool  # builds, each holding its file's lock
     maintenance: Database  # the owner: sweeper and orphan clean-up
     storage: Storage
+    # The owner's writer connections for uploads; None (services a test builds by hand): the
+    # maintenance pool's connections.
+    importers: WriterPool | None = None
     training_files: TrainingFileService = field(init=False)
+    uploads: UploadImporter = field(init=False)
     # Subscribers to builds in any process; it listens only while someone subscribes.
     progress: ProgressHub = field(init=False)
 
     def __post_init__(self) -> None:
         service = TrainingFileService(self.db, self.writers, self.maintenance, self.storage)
         object.__setattr__(self, "training_files", service)
+        importers = self.importers or WriterPool(
+            self.maintenance.pool, timeout_seconds=self.settings.lock_timeout
+        )
+        uploads = UploadImporter(
+            importers,
+            self.storage,
+            max_file_bytes=self.settings.max_import_file_bytes,
+            wait_seconds=self.settings.lock_timeout,
+        )
+        object.__setattr__(self, "uploads", uploads)
         object.__setattr__(self, "progress", ProgressHub(self.db.connect_alone))
 
     @classmethod
     def of(cls, settings: Settings, pools: Pools, storage: Storage) -> Services:
-        return cls(settings, pools.db, pools.writers, pools.maintenance, storage)
+        return cls(settings, pools.db, pools.writers, pools.maintenance, storage, pools.importers)
 
     async def download_link(self, target: DownloadTarget, base_url: str) -> DownloadLink:
         """A link that expires when the product's links do; the storage decides where it points

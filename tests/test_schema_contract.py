@@ -19,7 +19,7 @@ from graphql import (
 
 from graphql_api import errors
 from graphql_api.errors import MEANING, ErrorCode
-from graphql_api.graphql.enums import DownloadErrorCode, TrainingFileErrorCode
+from graphql_api.graphql.enums import DownloadErrorCode, ImportErrorCode, TrainingFileErrorCode
 from graphql_api.graphql.schema import build_schema
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -74,7 +74,7 @@ def test_every_custom_scalar_says_how_it_is_written() -> None:
         for name, t in _schema().type_map.items()
         if isinstance(t, GraphQLScalarType) and name not in BUILT_IN and not name.startswith("__")
     ]
-    assert {s.name for s in scalars} == {"BigInt", "Date", "DateTime"}
+    assert {s.name for s in scalars} == {"BigInt", "Date", "DateTime", "Upload"}
     assert all(s.specified_by_url and s.specified_by_url.startswith("https://") for s in scalars)
 
 
@@ -90,6 +90,7 @@ def test_user_error_codes_are_closed_enums_per_family() -> None:
     for payload, enum_name in [
         ("TrainingFileUserError", "TrainingFileErrorCode"),
         ("DownloadUserError", "DownloadErrorCode"),
+        ("ImportUserError", "ImportErrorCode"),
     ]:
         type_ = schema.type_map[payload]
         assert isinstance(type_, GraphQLObjectType)
@@ -102,7 +103,7 @@ def test_user_error_codes_are_closed_enums_per_family() -> None:
 
 def test_family_codes_are_error_codes_and_every_code_has_a_meaning() -> None:
     assert set(MEANING) == set(ErrorCode)
-    for family in (TrainingFileErrorCode, DownloadErrorCode):
+    for family in (TrainingFileErrorCode, DownloadErrorCode, ImportErrorCode):
         assert {member.value for member in family} <= {code.value for code in ErrorCode}
 
 
@@ -149,6 +150,16 @@ def test_each_family_lists_every_code_its_service_raises() -> None:
     assert {"NAME_TAKEN", "FILE_NOT_ACTIVE"} <= training_file
     assert training_file - not_in_payloads - set(TrainingFileErrorCode.__members__) == set()
     assert download - not_in_payloads - set(DownloadErrorCode.__members__) == set()
+
+
+def test_the_import_family_lists_every_code_an_upload_can_get() -> None:
+    """Busy (an import slot not free in time) stays a GraphQL error, as availability errors do;
+    UNSUPPORTED_MEDIA_TYPE is the REST route's (rest_imports.py), which GraphQL never sees."""
+    uploads = _functions("graphql_api/conversations/uploads.py")
+    resolver = _functions("graphql_api/graphql/imports.py")["import_conversations"]
+    codes = set().union(_codes_named(resolver), *map(_codes_named, uploads.values()))
+    assert {"TOO_MANY_FILES", "FILE_TOO_LARGE", "IN_TRAINING_FILE", "BUSY"} <= codes
+    assert codes - {"BUSY"} - set(ImportErrorCode.__members__) == set()
 
 
 def test_readme_documents_every_error_code() -> None:

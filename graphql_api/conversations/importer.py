@@ -36,6 +36,7 @@ class ImportResult:
     conversation_id: UUID | None = None
     warnings: tuple[Issue, ...] = ()
     problems: tuple[str, ...] = ()
+    blockers: tuple[Issue, ...] = ()  # what `problems` says, as issues (BLOCKED only)
 
 
 class _Refused(Exception):
@@ -74,13 +75,18 @@ class ConversationImporter:
             return ImportResult(str(path), Outcome.BLOCKED, problems=(f"cannot read: {error}",))
         return await self.import_bytes(raw, str(path))
 
-    async def import_bytes(self, raw: bytes, source: str) -> ImportResult:
-        analysis = analyze(raw)
+    async def import_bytes(
+        self, raw: bytes, source: str, analysis: ConversationAnalysis | None = None
+    ) -> ImportResult:
+        """`analysis`: what `analyze(raw)` gave, when the caller ran it already (the server
+        does, off the event loop)."""
+        analysis = analysis or analyze(raw)
         warnings = analysis.report.warnings
         if not analysis.report.ok or analysis.conversation_id is None:
-            problems = tuple(f"{i.path}: {i.message}" for i in analysis.report.blockers)
+            blockers = analysis.report.blockers
+            problems = tuple(f"{i.path}: {i.message}" for i in blockers)
             return ImportResult(
-                source, Outcome.BLOCKED, analysis.conversation_id, warnings, problems
+                source, Outcome.BLOCKED, analysis.conversation_id, warnings, problems, blockers
             )
         conversation_id = analysis.conversation_id
 

@@ -102,6 +102,16 @@ class DownloadErrorCode(enum.Enum):
     NOT_READY = ErrorCode.NOT_READY.value
 
 
+class ImportErrorCode(enum.Enum):
+    BAD_USER_INPUT = ErrorCode.BAD_USER_INPUT.value
+    NO_FILES = ErrorCode.NO_FILES.value
+    TOO_MANY_FILES = ErrorCode.TOO_MANY_FILES.value
+    FILE_TOO_LARGE = ErrorCode.FILE_TOO_LARGE.value
+    INVALID_JSON = ErrorCode.INVALID_JSON.value
+    BLOCKED = ErrorCode.BLOCKED.value
+    IN_TRAINING_FILE = ErrorCode.IN_TRAINING_FILE.value
+
+
 def _expose_codes(cls: type[enum.Enum], description: str) -> None:
     expose(cls, description, {member.name: MEANING[ErrorCode(member.value)] for member in cls})
 
@@ -111,6 +121,7 @@ _expose_codes(
     "Why a mutation on a training file (create, add, archive, restore) was refused.",
 )
 _expose_codes(DownloadErrorCode, "Why `downloadUrl` gave no link.")
+_expose_codes(ImportErrorCode, "Why `importConversations` refused a request or one of its files.")
 
 
 def in_family(family: type[E], code: ErrorCode) -> E:

@@ -15,23 +15,12 @@ from ..inputs import parse_uuid
 from ..storage.base import DownloadLink
 from .context import Context
 from .enums import DownloadErrorCode, TrainingFileErrorCode, TrainingFileFormat, in_family
+from .imports import ImportConversationsPayload, import_conversations
 from .nodes import TrainingFile
+from .user_errors import UserErrorInterface
 
 Info = strawberry.Info[Context, None]
 T = TypeVar("T")
-
-
-@strawberry.interface(
-    name="UserError",
-    description="Something about the request that must change for it to succeed. Each payload "
-    "has its own kind, whose `code` is a closed enum of what that mutation can refuse.",
-)
-class UserErrorInterface:
-    field: str | None = strawberry.field(
-        description="The input field at fault, camelCase (`name`, `conversationIds`), or null "
-        "when it is the request as a whole."
-    )
-    message: str = strawberry.field(description="What is wrong, in words, for a person.")
 
 
 @strawberry.type(description="Why a change to a training file was refused.")
@@ -214,6 +203,13 @@ class Mutation:
             expires_at=result.expires_at if result else None,
             user_errors=[DownloadUserError.from_problem(p) for p in problems],
         )
+
+    import_conversations: ImportConversationsPayload = strawberry.mutation(
+        resolver=import_conversations,
+        description="Import enriched conversation files (a GraphQL multipart request): each is "
+        "validated, stored and its conversation created or updated, as `training-files import` "
+        "does. 1–20 files of at most `MAX_IMPORT_FILE_BYTES` each.",
+    )
 
     @strawberry.mutation(description="Hide a file from the default listing; keeps its objects.")
     async def archive_training_file(

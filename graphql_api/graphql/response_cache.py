@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..authentication import Caller
 from ..failures import as_unavailable
+from ..multipart import MULTIPART, media_type
 from ..observability.context import Operation, current_operation, record_operation
 from ..observability.metrics import CACHE_HITS, CACHE_MISSES
 
@@ -76,7 +77,11 @@ class CachedGraphQL:
         self._cache = cache
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("GET", "POST"):
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in ("GET", "POST")
+            or media_type(Headers(scope=scope)) == MULTIPART  # uploads: never buffered here
+        ):
             await self._view(scope, receive, send)
             return
         body, receive = await _buffered(receive)

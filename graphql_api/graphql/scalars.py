@@ -10,6 +10,7 @@ import datetime as dt
 from typing import Any, NewType
 
 import strawberry
+from strawberry.file_uploads import Upload
 from strawberry.types.scalar import ScalarDefinition
 
 BigInt = NewType("BigInt", int)
@@ -17,6 +18,7 @@ BigInt = NewType("BigInt", int)
 RFC_3339 = "https://datatracker.ietf.org/doc/html/rfc3339"
 # JSON numbers, and why integers up to 2^53 are the ones every client reads exactly.
 RFC_8259_NUMBERS = "https://datatracker.ietf.org/doc/html/rfc8259#section-6"
+MULTIPART_REQUEST_SPEC = "https://github.com/jaydenseric/graphql-multipart-request-spec"
 # What PostgreSQL's to_char writes for the same instant: the compiled read path uses it.
 DATETIME_SQL_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 
@@ -61,5 +63,14 @@ SCALAR_MAP: dict[object, ScalarDefinition] = {
         specified_by_url=RFC_3339,
         serialize=format_date,
         parse_value=dt.date.fromisoformat,
+    ),
+    # The value is what the view's multipart reader put in the variables (a `ReceivedFile`).
+    Upload: strawberry.scalar(
+        name="Upload",
+        description="A file of a multipart request (the GraphQL multipart request spec): `null` "
+        "in the `operations` variables, the file itself a part named in `map`.",
+        specified_by_url=MULTIPART_REQUEST_SPEC,
+        serialize=lambda value: None,
+        parse_value=lambda value: value,
     ),
 }

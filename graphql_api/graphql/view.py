@@ -10,20 +10,23 @@ from http import HTTPStatus
 from typing import Any
 
 import strawberry
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException, StarletteRequestAdapter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
+from strawberry.file_uploads.utils import replace_placeholders_with_files
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.types import QueryParams
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
 
-from ..authentication import BearerTokens, caller_id_or_none
-from ..errors import Unavailable
+from ..authentication import BearerTokens, caller_id, caller_id_or_none
+from ..config import Settings
+from ..errors import ErrorCode, Unauthenticated, Unavailable
 from ..failures import as_unavailable
 from ..inputs import json_type
+from ..multipart import MULTIPART, MultipartError, close_received, media_type, read_form
 from ..observability.context import Operation, record_operation
 from ..observability.metrics import COMPILED_READS
 from .compiled.executor import CompiledReads
@@ -33,8 +36,20 @@ from .playground import OfflineGraphQL
 log = logging.getLogger(__name__)
 
 
+class UploadRequestAdapter(StarletteRequestAdapter):
+    """Strawberry's view of a request, keeping the request itself for `parse_multipart`."""
+
+    def __init__(self, request: Request) -> None:
+        super().__init__(request)
+        self.request = request
+
+
 class GraphQLView(OfflineGraphQL):
+    request_adapter_class = UploadRequestAdapter
+
     def __init__(self, schema: strawberry.Schema, *args: Any, **kwargs: Any) -> None:
+        # importConversations takes GraphQL multipart requests (see `parse_multipart`).
+        kwargs.setdefault("multipart_uploads_enabled", True)
         super().__init__(schema, *args, **kwargs)
         self.compiled = CompiledReads(schema)
 
@@ -64,7 +79,7 @@ class GraphQLView(OfflineGraphQL):
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         if isinstance(request, Request) and context is UNSET:
-            answered = await self._run_compiled(request)
+            answered = _refuse_anonymous_upload(request) or await self._run_compiled(request)
             if answered is not None:
                 return answered
         try:
@@ -76,9 +91,12 @@ class GraphQLView(OfflineGraphQL):
             used: Context | None = getattr(request.state, "graphql_context", None)
             if used is not None:
                 await used.close()
+            close_received(request)
 
     async def _run_compiled(self, request: Request) -> Response | None:
         """A trusted read answered by one SQL statement, or None for Strawberry to answer."""
+        if media_type(request.headers) == MULTIPART:
+            return None  # uploads are mutations; their body is read once, by `parse_multipart`
         adapter = self.request_adapter_class(request)
         if not self.is_request_allowed(adapter) or self.should_render_graphql_ide(adapter):
             return None
@@ -122,6 +140,36 @@ class GraphQLView(OfflineGraphQL):
             )
         return body
 
+    async def parse_multipart(self, request: AsyncHTTPRequestAdapter) -> dict[str, Any]:
+        """A GraphQL multipart request: `operations` with the files put where `map` says.
+        Files are capped as they are read (`multipart.read_form`)."""
+        assert isinstance(request, UploadRequestAdapter)
+        settings: Settings = request.request.app.state.services.settings
+        try:
+            form = await read_form(
+                request.request,
+                max_file_bytes=settings.max_import_file_bytes,
+                max_field_bytes=settings.max_request_bytes,
+            )
+        except MultipartError as error:
+            raise HTTPException(400, str(error)) from None
+        operations = self.parse_json(form.fields.get("operations", "{}"))
+        files_map = _decode(form.fields.get("map", "{}"), "the multipart map")
+        if not isinstance(files_map, dict) or not all(
+            isinstance(paths, list) and all(isinstance(p, str) for p in paths)
+            for paths in files_map.values()
+        ):
+            raise HTTPException(400, "the multipart map must be an object of lists of paths")
+        missing = [name for name in files_map if name not in form.files]
+        if missing:
+            raise HTTPException(400, f"the multipart map names no file part {missing[0]!r}")
+        try:
+            return replace_placeholders_with_files(operations, files_map, form.files)
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError):
+            raise HTTPException(
+                400, "the multipart map names a path that is not in the operations' variables"
+            ) from None
+
     def parse_query_params(self, params: QueryParams) -> dict[str, Any]:
         # Strawberry's own version goes through `parse_json`, which is for bodies only.
         parsed: dict[str, Any] = dict(params)
@@ -157,6 +205,27 @@ class GraphQLView(OfflineGraphQL):
         if retry_after is not None:
             response.headers["Retry-After"] = str(retry_after)
         return response
+
+
+def _refuse_anonymous_upload(request: Request) -> Response | None:
+    """A multipart request without a valid bearer token, refused before its body is read.
+
+    This is also what keeps uploads safe from cross-site requests: a browser sends a form
+    post to another site without asking, but not one with an `Authorization` header (it is
+    not CORS-safelisted, so it needs a preflight the server's CORS settings answer), and no
+    cookie is ever a credential here.
+    """
+    if media_type(request.headers) != MULTIPART:
+        return None
+    try:
+        caller_id(request)
+    except Unauthenticated as refusal:
+        record_operation(Operation(None, None, "error", (ErrorCode.UNAUTHENTICATED.value,)))
+        error = {"message": refusal.message, "extensions": refusal.extensions}
+        return JSONResponse(
+            {"data": None, "errors": [error]}, 401, headers={"WWW-Authenticate": "Bearer"}
+        )
+    return None
 
 
 def _unavailable(error: Unavailable) -> JSONResponse:
