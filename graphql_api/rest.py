@@ -3,7 +3,7 @@
     GET  /api/training-files                              200 {"files": [...]}
     POST /api/training-files                              201 {"trainingFile": {...}}
     POST /api/training-files/{id}/add-conversations       200 {"trainingFile": {...}}
-    GET  /api/training-files/{id}/download?format=json|jsonl
+    GET  /api/training-files/{id}/download?format=json|jsonl|openai_chat|hf_dataset
                                                           200 {download_url, filename,
                                                                expires_in_seconds, expires_at}
 
@@ -33,7 +33,8 @@ service's summary followed by every problem's message when there are several.
 The token is checked before anything else, so an anonymous request gets 401 whatever else is
 wrong with it. A path `{id}` that is not a UUID is a malformed request, not a missing file:
 400 with a message naming the bad value (as GraphQL's `parse_uuid` does), never 404. A
-well-formed id of no file is 404. `format` must be exactly `json` or `jsonl` (as the seed).
+well-formed id of no file is 404. `format` must be exactly `json` or `jsonl` (as the seed), or
+`openai_chat` / `hf_dataset` (the trainer exports).
 
 Problem `field`s are the REST body's snake_case names (`conversation_ids`), which are the
 domain's own names. Records use the seed's snake_case columns, plus `version` and
@@ -200,15 +201,19 @@ def _invalid_body(message: str) -> InvalidInput:
     return InvalidInput(message, problems=[Problem(ErrorCode.INVALID_BODY, message)])
 
 
+_FORMAT_VALUES = [f"'{f.value}'" for f in FileFormat]
+_FORMATS = ", ".join(_FORMAT_VALUES[:-1]) + " or " + _FORMAT_VALUES[-1]
+
+
 def _format(request: Request) -> FileFormat:
     raw = request.query_params.get("format")
     if raw is None or raw == "":
-        message = "the format query parameter is required: 'json' or 'jsonl'"
+        message = f"the format query parameter is required: {_FORMATS}"
     else:
         try:
             return FileFormat(raw)
         except ValueError:
-            message = f"format must be 'json' or 'jsonl', got {raw!r}"
+            message = f"format must be {_FORMATS}, got {raw!r}"
     raise InvalidInput(message, problems=[Problem(ErrorCode.INVALID_FORMAT, message, "format")])
 
 

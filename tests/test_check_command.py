@@ -94,8 +94,8 @@ async def test_check_reports_leftovers_repair_removes_them_and_exit_status_follo
     report = json.loads(before.stdout)
     assert report["consistent"] is False and report["repair"] is False
     assert report["checked"]["training_files"] == 1
-    # conversations and their rendered pieces, v1, leftovers
-    assert report["checked"]["objects"] == 3 * 2 + 2 + 3
+    # conversations and their rendered pieces, v1 (four objects), leftovers
+    assert report["checked"]["objects"] == 3 * 2 + 4 + 3
     assert report["summary"]["found"] == 3
     assert _kinds(report) == [
         ("file_without_row", "found"),
@@ -110,7 +110,7 @@ async def test_check_reports_leftovers_repair_removes_them_and_exit_status_follo
     after = await _run(env, "--json")
     assert after.returncode == 0, after.stderr
     assert json.loads(after.stdout)["findings"] == []
-    assert len(await store.list_keys(TRAINING_BUCKET)) == 2
+    assert len(await store.list_keys(TRAINING_BUCKET)) == 4
     assert len(await store.list_keys(CONVERSATION_BUCKET)) == 3 * 2  # files and their pieces
     table = await _run(env)
     assert table.returncode == 0 and "consistent" in table.stdout and "NOT" not in table.stdout

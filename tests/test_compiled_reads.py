@@ -30,7 +30,8 @@ from .conftest import OTHER_USER, USER, bearer
 
 FILE_FIELDS = """
   __typename id name description status version conversationCount pairCount
-  trainablePairCount totalTrainingPairs trainablePairs jsonFileSize jsonlFileSize createdBy createdAt updatedAt lastUpdatedAt
+  trainablePairCount totalTrainingPairs trainablePairs jsonFileSize jsonlFileSize
+  openaiChatFileSize hfDatasetFileSize createdBy createdAt updatedAt lastUpdatedAt
   qualitySummary { __typename average minimum maximum humanReviewedCount humanReviewedPercentage }
   scaffoldingDistribution {
     personas { key name count percentage unknown }

@@ -99,8 +99,8 @@ async def test_a_store_built_by_the_service_is_consistent(
     assert report.consistent
     assert report.training_files == 1
     # 8 conversation files and their rendered pieces, v1 (retired, links may still point at
-    # it) and v2 of the file.
-    assert report.objects == len(sizes) == 8 * 2 + 4
+    # it) and v2 of the file, four objects each (JSON, JSONL, OPENAI_CHAT, HF_DATASET).
+    assert report.objects == len(sizes) == 8 * 2 + 2 * 4
     assert report.object_bytes == sum(sizes)
     assert report.pending_writes == 0
 
@@ -242,17 +242,20 @@ async def test_an_object_referenced_by_the_time_its_lock_is_taken_is_kept(
 async def test_an_old_version_nothing_references_any_more_is_removed(
     owner_writers: WriterPool, storage: Storage, record: TrainingFileRecord, db: Database
 ) -> None:
-    v1 = [f"{record.id}/v1/training.json", f"{record.id}/v1/training.jsonl"]
+    v1 = [
+        f"{record.id}/v1/training{suffix}"
+        for suffix in (".json", ".jsonl", ".openai.jsonl", ".hf.jsonl")
+    ]
     async with db.session() as conn:  # forgotten by a sweeper whose delete then failed
         await conn.execute("DELETE FROM retired_objects")
 
     report = await check(owner_writers, storage, repair=True)
 
     assert found(report) == {
-        (Kind.UNREFERENCED_VERSION, State.REMOVED, TRAINING_BUCKET, v1[0]),
-        (Kind.UNREFERENCED_VERSION, State.REMOVED, TRAINING_BUCKET, v1[1]),
+        (Kind.UNREFERENCED_VERSION, State.REMOVED, TRAINING_BUCKET, key) for key in v1
     }
-    assert not await storage.exists(TRAINING_BUCKET, v1[0])
+    for key in v1:
+        assert not await storage.exists(TRAINING_BUCKET, key)
     await assert_file_is_intact(storage, record)
 
 
@@ -371,7 +374,11 @@ CORRUPTIONS: dict[str, tuple[Corruption, set[tuple[Kind, str]]]] = {
     "row-size-wrong": (record_wrong_size, {(Kind.WRONG_SIZE, "jsonl")}),
     "junction-reordered": (
         reorder_members,
-        {(Kind.MEMBERS_MISMATCH, "json"), (Kind.MEMBERS_MISMATCH, "jsonl")},
+        {
+            (Kind.MEMBERS_MISMATCH, "json"),
+            (Kind.MEMBERS_MISMATCH, "jsonl"),
+            (Kind.MEMBERS_MISMATCH, "hf_dataset"),
+        },
     ),
     "ids-swapped-in-json": (swap_two_conversation_ids, {(Kind.MEMBERS_MISMATCH, "json")}),
     "footer-broken": (break_the_footer, {(Kind.BAD_LAYOUT, "json")}),
@@ -397,7 +404,11 @@ async def test_corrupted_files_are_reported_and_left_alone(
     corrupt, expected = CORRUPTIONS[corruption]
     await corrupt(storage, db, record)
     before = await all_keys(storage)
-    objects = {"json": record.json_file_path, "jsonl": record.jsonl_file_path}
+    objects = {
+        "json": record.json_file_path,
+        "jsonl": record.jsonl_file_path,
+        "hf_dataset": record.hf_dataset_file_path,
+    }
 
     report = await check(owner_writers, storage, repair=True)
 

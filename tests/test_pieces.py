@@ -35,10 +35,16 @@ async def conversation_ids(
     return [r.conversation_id for r in [await importer.import_file(p) for p in paths]]  # type: ignore[misc]
 
 
-async def _objects(storage: Storage, json_key: str, jsonl_key: str) -> tuple[bytes, bytes]:
-    json_bytes = await read_all(storage, TRAINING_BUCKET, json_key)
-    jsonl_bytes = await read_all(storage, TRAINING_BUCKET, jsonl_key)
-    return TIMESTAMPS.sub(b"", json_bytes), jsonl_bytes
+async def _objects(storage: Storage, record: TrainingFileRecord) -> list[bytes]:
+    """The version's four objects (JSON, JSONL, OPENAI_CHAT, HF_DATASET), timestamps aside."""
+    keys = (
+        record.json_file_path,
+        record.jsonl_file_path,
+        record.openai_chat_file_path,
+        record.hf_dataset_file_path,
+    )
+    found = [await read_all(storage, TRAINING_BUCKET, key or "") for key in keys]
+    return [TIMESTAMPS.sub(b"", found[0]), *found[1:]]
 
 
 async def test_import_stores_each_conversations_pieces_beside_its_file(
@@ -53,18 +59,29 @@ async def test_import_stores_each_conversations_pieces_beside_its_file(
     for row in rows:
         assert row["pieces_path"] == row["enriched_file_path"].removesuffix(".json") + ".pieces"
         stored = await read_all(storage, CONVERSATION_BUCKET, row["pieces_path"])
-        json_size, jsonl_size = row["piece_sizes"]
-        assert len(stored) == json_size + jsonl_size
+        json_size, jsonl_size, openai_size, hf_size = row["piece_sizes"]
+        assert len(stored) == json_size + jsonl_size + openai_size + hf_size
         # The JSON piece is one conversation object after its "," separator...
         piece = json.loads(stored[1:json_size])
         assert piece["conversation_metadata"]["conversation_id"] == str(row["conversation_id"])
-        # ...and the JSONL part is its trainable pairs, a line each.
+        # ...then its trainable pairs, a line each, in the JSONL and in both trainer exports.
         document = json.loads(
             await read_all(storage, CONVERSATION_BUCKET, row["enriched_file_path"])
         )
         trainable = [p for p in document["training_pairs"] if p.get("target_response") is not None]
-        lines = stored[json_size:].decode().splitlines()
-        assert [json.loads(line)["turn_number"] for line in lines] == [
+        start = json_size
+        jsonl = stored[start : start + jsonl_size].decode().split("\n")[:-1]
+        start += jsonl_size
+        openai = stored[start : start + openai_size].decode().split("\n")[:-1]
+        start += openai_size
+        hf = stored[start:].decode().split("\n")[:-1]
+        assert [json.loads(line)["turn_number"] for line in jsonl] == [
+            p["turn_number"] for p in trainable
+        ]
+        assert [json.loads(line)["messages"][-1]["content"] for line in openai] == [
+            p["target_response"] for p in trainable
+        ]
+        assert [json.loads(line)["turn_number"] for line in hf] == [
             p["turn_number"] for p in trainable
         ]
 
@@ -80,7 +97,16 @@ async def test_a_build_from_pieces_reads_no_file_and_equals_one_rendered_from_th
     from_pieces = await service.add_conversations(OWNER, from_pieces.id, conversation_ids[5:])
     assert [key for bucket, key in counted.reads if bucket == CONVERSATION_BUCKET] == []
 
-    # The same file for rows imported before pieces existed: rendered from their files.
+    # The same file for rows imported before the trainer exports (two piece sizes: only the
+    # JSON piece is still copied, the rest is rendered from their files)...
+    async with db.session() as conn:
+        await conn.execute("UPDATE conversations SET piece_sizes = piece_sizes[1:2]")
+    legacy = await service.create_training_file(OWNER, "legacy", None, conversation_ids[:5])
+    legacy = await service.add_conversations(OWNER, legacy.id, conversation_ids[5:])
+    assert len([k for b, k in counted.reads if b == CONVERSATION_BUCKET]) == len(conversation_ids)
+    counted.reads.clear()
+
+    # ...and for rows imported before pieces existed: everything rendered from their files.
     async with db.session() as conn:
         await conn.execute("UPDATE conversations SET pieces_path = NULL, piece_sizes = NULL")
     rendered = await service.create_training_file(OWNER, "rendered", None, conversation_ids[:5])
@@ -90,15 +116,18 @@ async def test_a_build_from_pieces_reads_no_file_and_equals_one_rendered_from_th
     def named(data: bytes, name: str) -> bytes:
         return data.replace(name.encode(), b"NAME")
 
-    built = await _objects(
-        storage, from_pieces.json_file_path or "", from_pieces.jsonl_file_path or ""
-    )
-    again = await _objects(storage, rendered.json_file_path or "", rendered.jsonl_file_path or "")
-    assert [named(b, "from pieces") for b in built] == [named(b, "rendered") for b in again]
+    built = [named(b, "from pieces") for b in await _objects(storage, from_pieces)]
+    assert [named(b, "legacy") for b in await _objects(storage, legacy)] == built
+    assert [named(b, "rendered") for b in await _objects(storage, rendered)] == built
 
-    def bodies(r: TrainingFileRecord) -> tuple[int, int]:
+    def bodies(r: TrainingFileRecord) -> tuple[int | None, ...]:
         # The headers differ by the names' lengths; the bodies must not.
         assert r.json_body_end and r.json_body_start and r.jsonl_body_end and r.jsonl_body_start
-        return (r.json_body_end - r.json_body_start, r.jsonl_body_end - r.jsonl_body_start)
+        return (
+            r.json_body_end - r.json_body_start,
+            r.jsonl_body_end - r.jsonl_body_start,
+            r.openai_chat_file_size,
+            r.hf_dataset_file_size,
+        )
 
-    assert bodies(from_pieces) == bodies(rendered)
+    assert bodies(from_pieces) == bodies(legacy) == bodies(rendered)

@@ -305,12 +305,16 @@ async def test_create_then_add_equals_create_all(
             record.scaffolding_distribution,
             record.json_file_size - len(record.name),
             record.jsonl_file_size - len(record.name),
+            record.openai_chat_file_size,
+            record.hf_dataset_file_size,
         )
 
     assert comparable(stepwise) == comparable(at_once)
-    for key_of in (lambda r: r.json_file_path, lambda r: r.jsonl_file_path):
-        one = await _download(storage, key_of(stepwise))
-        two = await _download(storage, key_of(at_once))
+    # All four objects: JSON, JSONL, OPENAI_CHAT, HF_DATASET.
+    assert len(stepwise.object_paths) == len(at_once.object_paths) == 4
+    for one_key, two_key in zip(stepwise.object_paths, at_once.object_paths, strict=True):
+        one = await _download(storage, one_key)
+        two = await _download(storage, two_key)
         one = TIMESTAMP.sub(b"T", one).replace(b'"same"', b'"NAME"')
         two = TIMESTAMP.sub(b"T", two).replace(b'"same-at-once"', b'"NAME"')
         assert one == two
@@ -497,6 +501,6 @@ async def test_old_versions_are_swept_only_after_links_expire(
     assert await storage.exists(TRAINING_BUCKET, created.json_file_path)
 
     later = datetime.now(UTC) + timedelta(seconds=3601)
-    assert await service.sweep_retired_objects(now=later) == 2
-    assert not await storage.exists(TRAINING_BUCKET, created.json_file_path)
-    assert not await storage.exists(TRAINING_BUCKET, created.jsonl_file_path)
+    assert await service.sweep_retired_objects(now=later) == 4
+    for key in created.object_paths:
+        assert not await storage.exists(TRAINING_BUCKET, key)

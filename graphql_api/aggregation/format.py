@@ -9,6 +9,11 @@ copies the old body bytes instead of re-rendering them:
   document (for one conversation or more; a file always has at least one);
 - JSONL      = ``jsonl_header(h) + jsonl_lines(c1) + jsonl_lines(c2) + ...``.
 
+Every JSONL line (here and in exports.py) escapes U+2028 and U+2029 as ``\\u2028`` and
+``\\u2029``: valid JSON either way, but ``str.splitlines()`` and JavaScript before ES2019 take
+them for line breaks. The full JSON keeps them as json.dumps writes them (it is read as one
+document, never split into lines).
+
 Because a conversation's piece depends only on the conversation (and on whether it is the
 first one), the body of A+B is the body of A followed by the non-first pieces of B: an add
 writes the new header, the copied old body, the new pieces and the footer.
@@ -47,11 +52,13 @@ __all__ = [
     "FileHeader",
     "QualitySummary",
     "ScaffoldingEntry",
+    "dumps_line",
     "format_timestamp",
     "json_conversation",
     "json_header",
     "jsonl_header",
     "jsonl_lines",
+    "line_id",
     "quality_tier",
     "source_file",
 ]
@@ -133,6 +140,7 @@ class ConversationEntry:
     quality_tier: str
     scaffolding: ScaffoldingEntry
     training_pairs: list[dict[str, Any]]  # untouched, from the enriched file
+    quality_score: Decimal | None = None  # the conversation's, for pairs without their own
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -184,8 +192,13 @@ def _dumps_indented(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
 
 
-def _dumps_compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+def dumps_line(value: Any) -> str:
+    """One compact JSONL line (without its newline); U+2028/U+2029 escaped.
+
+    json.dumps writes those two only inside string literals, and never right after an
+    unpaired backslash, so replacing them with their escapes keeps the same JSON value."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 # --------------------------------------------------------------------------- full JSON
@@ -278,10 +291,10 @@ def jsonl_header(header: FileHeader) -> bytes:
             "format_spec": FORMAT_SPEC,
         }
     }
-    return (_dumps_compact(meta) + "\n").encode("utf-8")
+    return (dumps_line(meta) + "\n").encode("utf-8")
 
 
-def _line_id(pair: dict[str, Any], conversation_id: UUID) -> str:
+def line_id(pair: dict[str, Any], conversation_id: UUID) -> str:
     base = pair.get("id")
     if not isinstance(base, str):
         base = f"turn{pair.get('turn_number')}"
@@ -296,11 +309,11 @@ def jsonl_lines(entry: ConversationEntry) -> bytes:
         if pair.get("target_response") is None:
             continue
         line: dict[str, Any] = {
-            "id": _line_id(pair, entry.conversation_id),
+            "id": line_id(pair, entry.conversation_id),
             "conversation_id": conversation_id,
             "turn_number": pair.get("turn_number"),
         }
         for key in _PAIR_LINE_KEYS:
             line[key] = pair.get(key)
-        lines.append(_dumps_compact(line) + "\n")
+        lines.append(dumps_line(line) + "\n")
     return "".join(lines).encode("utf-8")

@@ -4,6 +4,11 @@ A change writes new, immutable objects under `<file_id>/v<version>/`, then one t
 points the row at them (statistics, sizes, body offsets, version) and adds the junction rows.
 Old objects are retired, not deleted: they stay until every download link to them has expired.
 An add copies the old body as one byte range, so it reads and renders only what is added.
+
+A version has four objects: the full JSON and the JSONL (`brightrun-lora-v4`), and the trainer
+exports OPENAI_CHAT and HF_DATASET (exports.py). The two exports have no header, so an add
+copies the whole old object. Versions built before the exports existed have none: downloading
+one of them is NOT_READY, and their next add writes the exports in full, once.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -33,19 +38,20 @@ from ..domain.vocabulary import CONSULTANT_PROFILE as DEFAULT_CONSULTANT_PROFILE
 from ..errors import Conflict, ErrorCode, Forbidden, NotFound, ProblemList
 from ..observability.metrics import measure_build
 from ..pagination import Cursor, Page, keyset_page
-from ..storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, CopyRange, Storage, read_all
-from . import pieces
-from .format import (
-    JSON_FOOTER,
-    Distribution,
-    FileHeader,
-    QualitySummary,
-    json_conversation,
-    json_header,
-    jsonl_header,
-    jsonl_lines,
+from ..storage.base import (
+    CONVERSATION_BUCKET,
+    TRAINING_BUCKET,
+    CopyRange,
+    Part,
+    Storage,
+    read_all,
 )
+from . import pieces
+from .format import JSON_FOOTER, Distribution, FileHeader, QualitySummary, json_header, jsonl_header
 from .requests import check_description, check_ids, check_name
+
+# The trainer-ready exports; their objects are their bodies (no header, no footer).
+_EXPORTS = (FileFormat.OPENAI_CHAT, FileFormat.HF_DATASET)
 
 
 @dataclass(frozen=True)
@@ -198,16 +204,13 @@ class TrainingFileService:
             current = await rows.get(conn, training_file_id)
         if current is None:
             raise NotFound(f"training file {training_file_id} does not exist")
-        key = current.json_file_path if file_format is FileFormat.JSON else current.jsonl_file_path
+        key, _ = _object(current, file_format)
         if key is None:
-            raise Conflict(
-                f"training file {training_file_id} has no {file_format.value} object",
-                code=ErrorCode.NOT_READY,
-            )
+            raise Conflict(_not_ready(current, file_format), code=ErrorCode.NOT_READY)
         return DownloadTarget(
             bucket=current.storage_bucket,
             key=key,
-            filename=f"{current.name}.{file_format.value}",
+            filename=f"{current.name}{file_format.extension}",
             content_type=file_format.content_type,
         )
 
@@ -235,13 +238,19 @@ class TrainingFileService:
         created_date: datetime,
         now: datetime,
     ) -> FileVersion:
-        """Write the next version's two objects; nothing in the database changes here."""
+        """Write the next version's objects; nothing in the database changes here."""
         first_position = current.conversation_count if current else 0
         new_ids = [r.conversation_id for r in records]
         existing_id = current.id if current else None
         async with locked.session(user_id) as conn:
             stats = await rows.member_stats(conn, existing_id, new_ids, first_position)
             distribution = await rows.distribution(conn, existing_id, new_ids, first_position)
+            # A version from before the trainer exports: they are written in full, this once.
+            members = (
+                await rows.member_pieces(conn, current.id)
+                if current is not None and not _has_exports(current)
+                else []
+            )
 
         quality = _quality(stats)
         header = FileHeader(
@@ -258,35 +267,45 @@ class TrainingFileService:
             consultant_profile=stats.consultant_profile or DEFAULT_CONSULTANT_PROFILE,
         )
         number = current.version + 1 if current else 1
-        json_key = f"{file_id}/v{number}/training.json"
-        jsonl_key = f"{file_id}/v{number}/training.jsonl"
-        json_head, jsonl_head = json_header(header), jsonl_header(header)
-        json_new, jsonl_new = await self._conversation_parts(records, first=current is None)
-        json_parts = [json_head, *_old_body(current, FileFormat.JSON), *json_new]
-        json_parts.append(JSON_FOOTER)
-        jsonl_parts = [jsonl_head, *_old_body(current, FileFormat.JSONL), *jsonl_new]
+        keys = {kind: f"{file_id}/v{number}/training{kind.extension}" for kind in pieces.KINDS}
+        heads = {FileFormat.JSON: json_header(header), FileFormat.JSONL: jsonl_header(header)}
+        new = await self._conversation_parts(records, first=current is None)
+        parts: dict[FileFormat, list[Part]] = {
+            kind: [
+                *([heads[kind]] if kind in heads else []),
+                *self._old_body(current, kind, members),
+                *new[kind],
+            ]
+            for kind in pieces.KINDS
+        }
+        parts[FileFormat.JSON].append(JSON_FOOTER)
         try:
             async with asyncio.TaskGroup() as group:
-                json_size = group.create_task(
-                    self._storage.compose(TRAINING_BUCKET, json_key, json_parts)
-                )
-                jsonl_size = group.create_task(
-                    self._storage.compose(TRAINING_BUCKET, jsonl_key, jsonl_parts)
-                )
+                composing = {
+                    kind: group.create_task(
+                        self._storage.compose(TRAINING_BUCKET, keys[kind], parts[kind])
+                    )
+                    for kind in pieces.KINDS
+                }
         except BaseExceptionGroup as group_error:
-            await self._delete_quietly(json_key, jsonl_key)
+            await self._delete_quietly(*keys.values())
             raise group_error.exceptions[0] from None
+        size = {kind: task.result() for kind, task in composing.items()}
 
         return FileVersion(
             version=number,
-            json_file_path=json_key,
-            jsonl_file_path=jsonl_key,
-            json_file_size=json_size.result(),
-            jsonl_file_size=jsonl_size.result(),
-            json_body_start=len(json_head),
-            json_body_end=_length(json_parts[:-1]),
-            jsonl_body_start=len(jsonl_head),
-            jsonl_body_end=_length(jsonl_parts),
+            json_file_path=keys[FileFormat.JSON],
+            jsonl_file_path=keys[FileFormat.JSONL],
+            json_file_size=size[FileFormat.JSON],
+            jsonl_file_size=size[FileFormat.JSONL],
+            json_body_start=len(heads[FileFormat.JSON]),
+            json_body_end=_length(parts[FileFormat.JSON][:-1]),
+            jsonl_body_start=len(heads[FileFormat.JSONL]),
+            jsonl_body_end=_length(parts[FileFormat.JSONL]),
+            openai_chat_file_path=keys[FileFormat.OPENAI_CHAT],
+            openai_chat_file_size=size[FileFormat.OPENAI_CHAT],
+            hf_dataset_file_path=keys[FileFormat.HF_DATASET],
+            hf_dataset_file_size=size[FileFormat.HF_DATASET],
             conversation_count=stats.conversation_count,
             total_training_pairs=stats.total_pairs,
             trainable_pairs=stats.trainable_pairs,
@@ -300,34 +319,73 @@ class TrainingFileService:
 
     async def _conversation_parts(
         self, records: list[ConversationRecord], *, first: bool
-    ) -> tuple[list[bytes | CopyRange], list[bytes | CopyRange]]:
-        """Each conversation's JSON and JSONL parts, in order: ranges of the pieces rendered
-        at import, or (for rows imported before pieces existed) rendered now from the file,
-        at most `fetch_concurrency` files read at once."""
+    ) -> dict[FileFormat, list[Part]]:
+        """Each conversation's part of every object, in order: ranges of the pieces rendered
+        at import, or (for rows whose pieces are missing or from an older rendering) rendered
+        now from the file, at most `fetch_concurrency` files read at once."""
         limit = asyncio.Semaphore(self._fetch_concurrency)
 
-        async def parts_of(
-            index: int, record: ConversationRecord
-        ) -> tuple[bytes | CopyRange, bytes | CopyRange]:
+        async def parts_of(index: int, record: ConversationRecord) -> dict[FileFormat, Part]:
             leading = first and index == 0
-            if record.pieces_path is not None and record.piece_sizes is not None:
-                return pieces.ranges(record.pieces_path, record.piece_sizes, first=leading)
+            stored = _stored_pieces(record, first=leading)
+            if len(stored) == len(pieces.KINDS):
+                return dict(stored)
             async with limit:
                 document = await self._load(record)
             entry = pieces.entry_of(
                 record.conversation_id, vars(record), document["training_pairs"]
             )
-            return json_conversation(entry, first=leading), jsonl_lines(entry)
+            return {
+                kind: stored[kind]
+                if kind in stored
+                else pieces.render_one(entry, kind, first=leading)
+                for kind in pieces.KINDS
+            }
 
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(parts_of(i, r)) for i, r in enumerate(records)]
         except BaseExceptionGroup as group_error:
             raise group_error.exceptions[0] from None
-        both = [task.result() for task in tasks]
-        return [json for json, _ in both], [jsonl for _, jsonl in both]
+        each = [task.result() for task in tasks]
+        return {kind: [parts[kind] for parts in each] for kind in pieces.KINDS}
 
-    async def _load(self, record: ConversationRecord) -> dict[str, Any]:
+    def _old_body(
+        self,
+        current: TrainingFileRecord | None,
+        kind: FileFormat,
+        members: list[rows.MemberPieces],
+    ) -> list[Part]:
+        """The current version's body of `kind`, copied as one range; an export the version
+        does not have is made of its members' parts (`members`, in file order)."""
+        if current is None:
+            return []
+        if kind is FileFormat.JSON:
+            start, end = current.json_body_start, current.json_body_end
+        elif kind is FileFormat.JSONL:
+            start, end = current.jsonl_body_start, current.jsonl_body_end
+        else:
+            start, end = 0, _object(current, kind)[1]
+        key = _object(current, kind)[0]
+        if key is None:
+            return [self._member_part(member, kind) for member in members]
+        assert start is not None and end is not None
+        return [CopyRange(key, start, end)]
+
+    def _member_part(self, member: rows.MemberPieces, kind: FileFormat) -> Part:
+        """A member's part of an export: its stored piece, else rendered when it is written
+        (one file at a time, so memory stays flat however many members need it)."""
+        stored = _stored_pieces(member, first=False)
+        if kind in stored:
+            return stored[kind]
+        return self._rendered(member, kind)
+
+    async def _rendered(self, member: rows.MemberPieces, kind: FileFormat) -> AsyncIterator[bytes]:
+        document = await self._load(member)
+        entry = pieces.entry_of(member.conversation_id, vars(member), document["training_pairs"])
+        yield pieces.render_one(entry, kind)
+
+    async def _load(self, record: ConversationRecord | rows.MemberPieces) -> dict[str, Any]:
         assert record.enriched_file_path is not None
         raw = await read_all(self._storage, CONVERSATION_BUCKET, record.enriched_file_path)
         if (
@@ -359,7 +417,7 @@ class TrainingFileService:
         return current
 
     async def _discard(self, version: FileVersion) -> None:
-        await self._delete_quietly(version.json_file_path, version.jsonl_file_path)
+        await self._delete_quietly(*rows.object_paths(version))
 
     async def _delete_quietly(self, *keys: str) -> None:
         for key in keys:
@@ -444,21 +502,45 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _old_body(current: TrainingFileRecord | None, file_format: FileFormat) -> list[CopyRange]:
-    """The body of the current version's object of `file_format`, copied as one range."""
-    if current is None:
-        return []
-    if file_format is FileFormat.JSON:
-        key, start, end = current.json_file_path, current.json_body_start, current.json_body_end
-    else:
-        key, start, end = current.jsonl_file_path, current.jsonl_body_start, current.jsonl_body_end
-    assert key is not None and start is not None and end is not None
-    return [CopyRange(key, start, end)]
+def _object(current: TrainingFileRecord, kind: FileFormat) -> tuple[str | None, int | None]:
+    """The key and size of the version's object of format `kind` (None: it has none)."""
+    if kind is FileFormat.JSON:
+        return current.json_file_path, current.json_file_size
+    if kind is FileFormat.JSONL:
+        return current.jsonl_file_path, current.jsonl_file_size
+    if kind is FileFormat.OPENAI_CHAT:
+        return current.openai_chat_file_path, current.openai_chat_file_size
+    return current.hf_dataset_file_path, current.hf_dataset_file_size
 
 
-def _length(parts: Sequence[bytes | CopyRange]) -> int:
-    """The bytes `parts` (literal bytes and ranges) add up to."""
-    return sum(len(p) if isinstance(p, bytes) else p.end - p.start for p in parts)
+def _has_exports(current: TrainingFileRecord) -> bool:
+    return all(_object(current, kind)[0] is not None for kind in _EXPORTS)
+
+
+def _not_ready(current: TrainingFileRecord, kind: FileFormat) -> str:
+    if kind in _EXPORTS and current.json_file_path is not None:
+        return (
+            f"version {current.version} of training file {current.name!r} was built before "
+            f"the {kind.name} export existed; add conversations to it to write every format"
+        )
+    return f"training file {current.id} has no {kind.value} object"
+
+
+def _stored_pieces(
+    row: ConversationRecord | rows.MemberPieces, *, first: bool
+) -> dict[FileFormat, CopyRange]:
+    if row.pieces_path is None or row.piece_sizes is None:
+        return {}
+    return pieces.ranges(row.pieces_path, row.piece_sizes, first=first)
+
+
+def _length(parts: Sequence[Part]) -> int:
+    """The bytes `parts` (literal bytes and ranges, no streams) add up to."""
+    total = 0
+    for part in parts:
+        assert isinstance(part, (bytes, CopyRange))
+        total += len(part) if isinstance(part, bytes) else part.end - part.start
+    return total
 
 
 def _cents(value: Decimal | None) -> Decimal | None:

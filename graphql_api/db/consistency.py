@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from .training_files import TrainingFileRecord
+from .training_files import TrainingFileRecord, object_paths
 
 _COLUMNS = ", ".join(f.name for f in fields(TrainingFileRecord))
 
@@ -30,7 +30,8 @@ LIMIT $3
 """
 
 _FILE_OBJECTS = """
-SELECT id, version, json_file_path, jsonl_file_path FROM training_files
+SELECT id, version, json_file_path, jsonl_file_path, openai_chat_file_path, hf_dataset_file_path
+FROM training_files
 WHERE id = ANY($1::uuid[])
 """
 _RETIRED_AMONG = "SELECT key FROM retired_objects WHERE bucket = $1 AND key = ANY($2::text[])"
@@ -43,7 +44,8 @@ WHERE conversation_id = ANY($1::uuid[])
 # id in it is complete; retired objects are referenced too, until the sweeper takes them.
 _TRAINING_OBJECT_REFERENCED = """
 SELECT EXISTS (SELECT 1 FROM training_files
-               WHERE id = $1 AND $2 IN (json_file_path, jsonl_file_path))
+               WHERE id = $1 AND $2 IN (json_file_path, jsonl_file_path,
+                                        openai_chat_file_path, hf_dataset_file_path))
     OR EXISTS (SELECT 1 FROM retired_objects WHERE bucket = $3 AND key = $2)
 """
 # Nothing constrains where a conversation row points, so this looks at every row.
@@ -60,6 +62,12 @@ class FileObjects:
     version: int
     json_file_path: str | None
     jsonl_file_path: str | None
+    openai_chat_file_path: str | None
+    hf_dataset_file_path: str | None
+
+    @property
+    def object_paths(self) -> tuple[str, ...]:
+        return object_paths(self)
 
 
 async def files_after(

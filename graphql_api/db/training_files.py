@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import asyncpg
@@ -33,6 +33,11 @@ class TrainingFileRecord:
     json_body_end: int | None
     jsonl_body_start: int | None
     jsonl_body_end: int | None
+    # The trainer exports (0007): null for versions built before them.
+    openai_chat_file_path: str | None
+    openai_chat_file_size: int | None
+    hf_dataset_file_path: str | None
+    hf_dataset_file_size: int | None
     conversation_count: int
     total_training_pairs: int
     trainable_pairs: int
@@ -50,6 +55,11 @@ class TrainingFileRecord:
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> TrainingFileRecord:
         return cls(**{name: row[name] for name in _COLUMN_NAMES})
+
+    @property
+    def object_paths(self) -> tuple[str, ...]:
+        """Every object the row points at."""
+        return object_paths(self)
 
 
 _COLUMN_NAMES = tuple(f.name for f in fields(TrainingFileRecord))
@@ -69,6 +79,36 @@ class MemberStats:
     quality_max: Decimal | None
     human_reviewed_count: int
     consultant_profile: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class MemberPieces:
+    """What a build needs of a member to write its part of an object: where its pieces are,
+    and (for rows whose pieces must be rendered) its file and the columns the format shows."""
+
+    conversation_id: UUID
+    pieces_path: str | None
+    piece_sizes: list[int] | None
+    enriched_file_path: str | None
+    enriched_file_sha256: str | None
+    source_created_date: date | None
+    total_turns: int
+    tier: str
+    persona_key: str | None
+    persona_name: str | None
+    emotional_arc_key: str | None
+    emotional_arc_name: str | None
+    training_topic_key: str | None
+    training_topic_name: str | None
+    quality_score: Decimal | None
+
+
+_MEMBER_PIECES = f"""
+SELECT {", ".join(f"c.{f.name}" for f in fields(MemberPieces))}
+FROM training_file_conversations j JOIN conversations c USING (conversation_id)
+WHERE j.training_file_id = $1
+ORDER BY j.position
+"""
 
 
 @dataclass(frozen=True)
@@ -92,6 +132,10 @@ class FileVersion:
     json_body_end: int
     jsonl_body_start: int
     jsonl_body_end: int
+    openai_chat_file_path: str
+    openai_chat_file_size: int
+    hf_dataset_file_path: str
+    hf_dataset_file_size: int
     conversation_count: int
     total_training_pairs: int
     trainable_pairs: int
@@ -104,6 +148,29 @@ class FileVersion:
 
 
 _VERSION_COLUMNS = tuple(f.name for f in fields(FileVersion) if f.name != "updated_at")
+
+
+class _HasPaths(Protocol):
+    @property
+    def json_file_path(self) -> str | None: ...
+    @property
+    def jsonl_file_path(self) -> str | None: ...
+    @property
+    def openai_chat_file_path(self) -> str | None: ...
+    @property
+    def hf_dataset_file_path(self) -> str | None: ...
+
+
+def object_paths(row: _HasPaths) -> tuple[str, ...]:
+    """The objects a training file's row (or a version about to be committed) points at."""
+    paths = (
+        row.json_file_path,
+        row.jsonl_file_path,
+        row.openai_chat_file_path,
+        row.hf_dataset_file_path,
+    )
+    return tuple(p for p in paths if p is not None)
+
 
 # The members of a file after a change: its junction rows plus the ids being added ($2), which
 # take positions from $3 on. Both the header statistics and the distribution read from this.
@@ -199,7 +266,8 @@ SELECT r.bucket, r.key FROM retired_objects r
 WHERE r.retired_at <= $1
   AND NOT EXISTS (SELECT 1 FROM training_files f
                   WHERE f.storage_bucket = r.bucket
-                    AND r.key IN (f.json_file_path, f.jsonl_file_path))
+                    AND r.key IN (f.json_file_path, f.jsonl_file_path,
+                                  f.openai_chat_file_path, f.hf_dataset_file_path))
 ORDER BY r.retired_at
 LIMIT $2
 """
@@ -292,6 +360,12 @@ async def distribution(
 ) -> list[DistributionRow]:
     rows = await conn.fetch(_DISTRIBUTION, file_id, list(new_ids), first_position)
     return [DistributionRow(r["kind"], r["key"], r["name"], r["count"]) for r in rows]
+
+
+async def member_pieces(conn: asyncpg.Connection, file_id: UUID) -> list[MemberPieces]:
+    """Every member of the file, in file order."""
+    rows = await conn.fetch(_MEMBER_PIECES, file_id)
+    return [MemberPieces(**dict(row)) for row in rows]
 
 
 async def members_among(

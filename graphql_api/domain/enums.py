@@ -50,10 +50,12 @@ _TIER_FLOORS = (
 
 
 class FileFormat(enum.StrEnum):
-    """The objects a training file version consists of."""
+    """The objects a training file version consists of (the values are REST's `format`)."""
 
     JSON = "json"
     JSONL = "jsonl"
+    OPENAI_CHAT = "openai_chat"
+    HF_DATASET = "hf_dataset"
 
     @property
     def content_type(self) -> str:
@@ -61,4 +63,13 @@ class FileFormat(enum.StrEnum):
 
     @property
     def extension(self) -> str:
-        return f".{self.value}"
+        """What the object's key and the downloaded file's name end with."""
+        return _EXTENSIONS[self]
+
+
+_EXTENSIONS = {
+    FileFormat.JSON: ".json",
+    FileFormat.JSONL: ".jsonl",
+    FileFormat.OPENAI_CHAT: ".openai.jsonl",
+    FileFormat.HF_DATASET: ".hf.jsonl",
+}

@@ -112,7 +112,9 @@ class AddConversationsInput:
 @strawberry.input(description="Which object of which training file to link to.")
 class DownloadUrlInput:
     training_file_id: strawberry.ID = strawberry.field(description="The training file's id.")
-    format: TrainingFileFormat = strawberry.field(description="The JSON or the JSONL.")
+    format: TrainingFileFormat = strawberry.field(
+        description="The JSON, the JSONL, or a trainer-ready export (OPENAI_CHAT, HF_DATASET)."
+    )
 
 
 @strawberry.input(description="One of your training files.")
@@ -181,7 +183,9 @@ class Mutation:
 
         return _file_payload(await _attempt(add))
 
-    @strawberry.mutation(description="An expiring link to download the file (JSON or JSONL).")
+    @strawberry.mutation(
+        description="An expiring link to download one of the file's objects (see the format)."
+    )
     async def download_url(
         self, info: Info, input: Annotated[DownloadUrlInput, INPUT]
     ) -> DownloadUrlPayload:

@@ -124,7 +124,10 @@ class Conversation(Node):
         )
 
 
-@strawberry.type(description="An aggregated LoRA training file: a full JSON and a JSONL.")
+@strawberry.type(
+    description="An aggregated LoRA training file: a full JSON, a JSONL and two trainer-ready "
+    "exports (OPENAI_CHAT, HF_DATASET)."
+)
 class TrainingFile(Node):
     id: strawberry.ID = strawberry.field(description="The training file's uuid.")
     name: str = strawberry.field(
@@ -140,6 +143,14 @@ class TrainingFile(Node):
     )
     json_file_size: BigInt | None = strawberry.field(description="Size in bytes of the JSON.")
     jsonl_file_size: BigInt | None = strawberry.field(description="Size in bytes of the JSONL.")
+    openai_chat_file_size: BigInt | None = strawberry.field(
+        description="Size in bytes of the OPENAI_CHAT export; null for a version built before "
+        "it existed."
+    )
+    hf_dataset_file_size: BigInt | None = strawberry.field(
+        description="Size in bytes of the HF_DATASET export; null for a version built before "
+        "it existed."
+    )
     quality_summary: QualitySummary = strawberry.field(
         description="Quality over every pair of the file."
     )
@@ -196,6 +207,8 @@ class TrainingFile(Node):
             trainable_pair_count=r.trainable_pairs,
             json_file_size=BigInt(r.json_file_size) if r.json_file_size is not None else None,
             jsonl_file_size=BigInt(r.jsonl_file_size) if r.jsonl_file_size is not None else None,
+            openai_chat_file_size=_big(r.openai_chat_file_size),
+            hf_dataset_file_size=_big(r.hf_dataset_file_size),
             quality_summary=quality_summary(r),
             scaffolding_distribution=scaffolding_distribution(r),
             created_by=strawberry.ID(str(r.created_by)),
@@ -204,6 +217,10 @@ class TrainingFile(Node):
             last_updated_at=r.last_updated_at,
             _record=r,
         )
+
+
+def _big(value: int | None) -> BigInt | None:
+    return None if value is None else BigInt(value)
 
 
 def _constant(value: int) -> Callable[[], Awaitable[int]]:

@@ -198,7 +198,7 @@ def _orphan_kind(
     row = references.files.get(placement.file_id)
     if row is None:
         return Kind.FILE_WITHOUT_ROW
-    if stored.key in (row.json_file_path, row.jsonl_file_path):
+    if stored.key in row.object_paths:
         return None
     if placement.version > row.version:
         return Kind.UNCOMMITTED_VERSION

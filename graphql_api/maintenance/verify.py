@@ -3,7 +3,9 @@
 For both objects: they exist with the recorded sizes and body offsets. The full JSON: the
 header's totals match the row, the footer is `JSON_FOOTER`, the body's conversations are the
 junction rows in position order, and its pairs add up to the row's. The JSONL: `_meta` says the
-row's trainable pairs, and there are that many lines, each of a member, in member order.
+row's trainable pairs, and there are that many lines, each of a member, in member order. The
+trainer exports (when the version has them): a line per pair of the full JSON that makes a chat
+example, each of its export's shape (exports.py); HF_DATASET's lines of members in member order.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from ..aggregation.chat import messages
 from ..aggregation.format import JSON_FOOTER
 from ..db import consistency as sql
 from ..db.database import Database
 from ..db.training_files import TrainingFileRecord
+from ..domain.enums import FileFormat
 from ..storage.base import ObjectNotFound, Storage, StorageError
+from .exports import line_problem
 from .report import Finding, Kind, State
 from .scan import (
     LayoutError,
@@ -38,6 +43,8 @@ class _Findings:
     def __init__(self, row: TrainingFileRecord) -> None:
         self.row = row
         self.items: list[Finding] = []
+        # The full JSON's pairs that make chat examples, once its body has been read.
+        self.examples: int | None = None
 
     def add(self, kind: Kind, key: str | None, detail: str, size: int | None = None) -> None:
         self.items.append(
@@ -65,6 +72,22 @@ async def verify_file(db: Database, storage: Storage, row: TrainingFileRecord) -
         assert key is not None
         try:
             await verify_content(db, storage, row, key, findings)
+        except LayoutError as error:
+            findings.add(Kind.BAD_LAYOUT, key, str(error))
+        except StorageError as error:
+            findings.add(Kind.UNREADABLE, key, str(error))
+    exports = (
+        (FileFormat.OPENAI_CHAT, row.openai_chat_file_path, row.openai_chat_file_size),
+        (FileFormat.HF_DATASET, row.hf_dataset_file_path, row.hf_dataset_file_size),
+    )
+    for kind, key, recorded_size in exports:
+        if key is None and recorded_size is None:
+            continue  # a version built before the exports existed
+        if not await _has_recorded_size(storage, row, key, recorded_size, findings):
+            continue
+        assert key is not None and recorded_size is not None
+        try:
+            await _verify_export(db, storage, row, kind, key, recorded_size, findings)
         except LayoutError as error:
             findings.add(Kind.BAD_LAYOUT, key, str(error))
         except StorageError as error:
@@ -125,7 +148,7 @@ async def _verify_json_body(
     findings: _Findings,
 ) -> None:
     members = _members(db, row.id)
-    conversations = pairs = trainable = 0
+    conversations = pairs = trainable = examples = 0
     mismatch: str | None = None
     async for conversation in json_conversations(chunks):
         found = _conversation_id(conversation, conversations + 1)
@@ -141,10 +164,12 @@ async def _verify_json_body(
             raise LayoutError(f"conversation {conversations} has no training_pairs list")
         pairs += len(training_pairs)
         trainable += sum(1 for p in training_pairs if _is_trainable(p))
+        examples += sum(1 for p in training_pairs if isinstance(p, dict) and messages(p))
     if mismatch is None and (extra := await anext(members, None)) is not None:
         mismatch = f"the junction has more conversations than the file, from {extra}"
     if mismatch is not None:
         findings.add(Kind.MEMBERS_MISMATCH, key, mismatch)
+    findings.examples = examples
     counted = {
         "conversations": (conversations, row.conversation_count),
         "training pairs": (pairs, row.total_training_pairs),
@@ -237,21 +262,66 @@ async def _verify_jsonl(
         )
 
 
+# -- the trainer exports ----------------------------------------------------------------------
+
+
+async def _verify_export(
+    db: Database,
+    storage: Storage,
+    row: TrainingFileRecord,
+    kind: FileFormat,
+    key: str,
+    size: int,
+    findings: _Findings,
+) -> None:
+    chunks = storage.get_range(row.storage_bucket, key, 0, size)
+    if kind is FileFormat.HF_DATASET:
+        counted, mismatch = await _scan_pair_lines(chunks, _members(db, row.id), kind, first=1)
+        if mismatch is not None:
+            findings.add(Kind.MEMBERS_MISMATCH, key, mismatch)
+    else:
+        counted = 0
+        async for line in lines(chunks):
+            counted += 1
+            _check_export_line(kind, parse_line(line, counted), counted)
+    if findings.examples is not None and counted != findings.examples:
+        findings.add(
+            Kind.CONTENT_MISMATCH,
+            key,
+            f"{counted} lines; the full JSON has {findings.examples} pairs that make chat examples",
+        )
+
+
+def _check_export_line(kind: FileFormat, line: dict[str, Any], number: int) -> None:
+    problem = line_problem(kind, line)
+    if problem is not None:
+        raise LayoutError(f"line {number} {problem}")
+
+
 async def _scan_pair_lines(
-    chunks: AsyncIterator[bytes], members: AsyncIterator[UUID]
+    chunks: AsyncIterator[bytes],
+    members: AsyncIterator[UUID],
+    kind: FileFormat = FileFormat.JSONL,
+    *,
+    first: int = 2,
 ) -> tuple[int, str | None]:
-    """How many pair lines there are, and the first line out of the junction's order."""
+    """How many pair lines there are, and the first line out of the junction's order; lines
+    are numbered from `first` (the JSONL's first pair line is its second line)."""
     count = 0
     mismatch: str | None = None
     current: UUID | None = None
     async for line in lines(chunks):
         count += 1
-        found = _line_conversation(parse_line(line, count + 1), count + 1)
+        number = count + first - 1
+        parsed = parse_line(line, number)
+        if kind is not FileFormat.JSONL:
+            _check_export_line(kind, parsed, number)
+        found = _line_conversation(parsed, number)
         if mismatch is None and found != current:
             # Lines come in member order; members without trainable pairs have none.
             current = await _advance_to(members, found)
             if current is None:
-                mismatch = f"line {count + 1} is of {found}, not of a later member of the junction"
+                mismatch = f"line {number} is of {found}, not of a later member of the junction"
     return count, mismatch
 
 

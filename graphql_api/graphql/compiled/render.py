@@ -426,6 +426,8 @@ _TRAINING_FILE: dict[str, Field] = {
     "trainablePairs": _column("trainable_pairs"),  # deprecated alias
     "jsonFileSize": _column("json_file_size"),
     "jsonlFileSize": _column("jsonl_file_size"),
+    "openaiChatFileSize": _column("openai_chat_file_size"),
+    "hfDatasetFileSize": _column("hf_dataset_file_size"),
     "qualitySummary": _same_row,
     "scaffoldingDistribution": _same_row,
     "createdBy": _text("created_by"),

@@ -1,1 +1,0 @@
-"""Balance suggestions: which conversations would make a training file's distribution even."""
