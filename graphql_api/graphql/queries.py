@@ -21,6 +21,15 @@ from .context import Context
 from .enums import EnrichmentStatus, QualityTier, TrainingFileStatus
 from .nodes import Conversation, Node, TrainingFile
 from .pagination import After, Connection, First, to_connection
+from .suggestions import (
+    COUNT_ARGUMENT,
+    DIMENSIONS_ARGUMENT,
+    FILE_ARGUMENT,
+    MIN_QUALITY_ARGUMENT,
+    ConversationSuggestion,
+    ScaffoldingDimension,
+    resolve_suggestions,
+)
 
 Info = strawberry.Info[Context, None]
 
@@ -254,6 +263,21 @@ class Query:
         ids: Annotated[list[strawberry.ID], strawberry.argument(description="Object uuids.")],
     ) -> list[Node | None]:
         return await _nodes(info, ids)
+
+    @strawberry.field(
+        description="Eligible conversations not yet in the file that would make its persona, "
+        "emotional arc and topic distribution most even (greedy on the largest deficit, ties "
+        "by quality), each with the reason; add them with addConversations."
+    )
+    async def suggest_conversations(
+        self,
+        info: Info,
+        count: Annotated[int, COUNT_ARGUMENT],
+        training_file_id: Annotated[strawberry.ID | None, FILE_ARGUMENT] = None,
+        min_quality: Annotated[float | None, MIN_QUALITY_ARGUMENT] = None,
+        dimensions: Annotated[list[ScaffoldingDimension] | None, DIMENSIONS_ARGUMENT] = None,
+    ) -> list[ConversationSuggestion]:
+        return await resolve_suggestions(info, training_file_id, count, min_quality, dimensions)
 
     @strawberry.field(description="Who the bearer token says you are.")
     def viewer(self, info: Info) -> Viewer:

@@ -1,0 +1,1 @@
+"""Balance suggestions: which conversations would make a training file's distribution even."""
