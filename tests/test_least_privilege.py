@@ -114,14 +114,23 @@ async def test_another_users_row_can_be_neither_updated_nor_deleted(
     db: Database,
     files: tuple[object, TrainingFileRecord, TrainingFileRecord],
 ) -> None:
-    _, victims, _ = files
+    _, victims, attackers = files
     changed = await attacker.execute(
         "UPDATE training_files SET name = 'mine now', json_file_path = NULL WHERE id = $1",
         victims.id,
     )
     assert changed == "UPDATE 0"
-    assert await _refused(attacker, "DELETE FROM training_files WHERE id = $1", victims.id) is (
-        asyncpg.InsufficientPrivilegeError
+    # DELETE is granted (deleteTrainingFile), but the policy shows only the caller's rows.
+    deleted = await attacker.execute("DELETE FROM training_files WHERE id = $1", victims.id)
+    assert deleted == "DELETE 0"
+    # Its own row it may delete; the cascade (run as the tables' owner) takes its junction rows.
+    members = "SELECT count(*) FROM training_file_conversations WHERE training_file_id = $1"
+    assert await attacker.fetchval(members, attackers.id) == 1
+    assert await attacker.execute("DELETE FROM training_files") == "DELETE 1"
+    assert await attacker.fetchval(members, attackers.id) == 0
+    assert (
+        await _refused(attacker, "DELETE FROM retired_objects")
+        is asyncpg.InsufficientPrivilegeError
     )
     assert (
         await _refused(
@@ -136,6 +145,12 @@ async def test_another_users_row_can_be_neither_updated_nor_deleted(
             "SELECT name, json_file_path FROM training_files WHERE id = $1", victims.id
         )
     assert tuple(row) == ("victim's", victims.json_file_path)
+    async with db.session() as conn:
+        kept = await conn.fetchval(
+            "SELECT count(*) FROM training_file_conversations WHERE training_file_id = $1",
+            victims.id,
+        )
+    assert kept == 2
 
 
 @pytest.mark.parametrize(
@@ -157,10 +172,8 @@ async def test_switching_roles_gains_nothing(
     try:
         async with attacker.transaction():
             await attacker.execute(escape)
-            assert (
-                await _refused(attacker, "DELETE FROM training_files WHERE id = $1", victims.id)
-                is asyncpg.InsufficientPrivilegeError
-            )
+            deleted = await attacker.execute("DELETE FROM training_files WHERE id = $1", victims.id)
+            assert deleted == "DELETE 0"
             assert (
                 await _refused(
                     attacker,

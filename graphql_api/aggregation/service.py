@@ -197,6 +197,34 @@ class TrainingFileService:
             assert updated is not None
             return updated
 
+    async def delete_training_file(
+        self, user_id: UUID, training_file_id: UUID
+    ) -> TrainingFileRecord:
+        """Delete one of the caller's files (archived ones too); return its row as it was.
+
+        The junction rows go with it (ON DELETE CASCADE) and the database retires its objects
+        (a trigger): a link issued before keeps working until it expires, then the sweeper
+        deletes them. The conversations stay."""
+        # Refuse what can be refused before queueing for the file's lock.
+        async with self._db.session(user_id) as conn:
+            current = await rows.get(conn, training_file_id)
+        if current is None:
+            raise NotFound(f"training file {training_file_id} does not exist")
+        _require_owner(current, user_id)
+        # Under the writer lock, so no build of this file can commit after the delete (one
+        # running now finishes first; waiting past LOCK_TIMEOUT is BUSY).
+        async with (
+            self._writers.exclusive(LockKind.TRAINING_FILE, training_file_id) as locked,
+            locked.session(user_id) as conn,
+        ):
+            current = await rows.get(conn, training_file_id)
+            if current is not None:
+                _require_owner(current, user_id)
+            deleted = await rows.delete(conn, training_file_id)
+        if deleted is None:  # deleted meanwhile
+            raise NotFound(f"training file {training_file_id} does not exist")
+        return deleted
+
     async def download_target(
         self, user_id: UUID, training_file_id: UUID, file_format: FileFormat
     ) -> DownloadTarget:

@@ -273,6 +273,10 @@ LIMIT $2
 """
 _FORGET_RETIRED = "DELETE FROM retired_objects WHERE bucket = $1 AND key = $2"
 
+# As the caller, under row-level security: another user's row matches nothing. The junction
+# rows go by ON DELETE CASCADE; the row's objects are retired by a trigger (0002, 0007).
+_DELETE = f"DELETE FROM training_files WHERE id = $1 RETURNING {_COLUMNS}"
+
 _NEWEST_FIRST = "ORDER BY created_at DESC, id DESC"
 
 # One statement for the conversations of many files: one LATERAL page per (file, after, limit).
@@ -436,6 +440,12 @@ async def due_for_deletion(
 
 async def forget_retired(conn: asyncpg.Connection, bucket: str, key: str) -> None:
     await conn.execute(_FORGET_RETIRED, bucket, key)
+
+
+async def delete(conn: asyncpg.Connection, file_id: UUID) -> TrainingFileRecord | None:
+    """Delete the row; return it as it was, or None when there was none (or not the caller's)."""
+    row = await conn.fetchrow(_DELETE, file_id)
+    return TrainingFileRecord.from_row(row) if row else None
 
 
 async def count(conn: asyncpg.Connection, where: TrainingFileFilter) -> int:
