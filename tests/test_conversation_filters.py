@@ -326,3 +326,26 @@ async def test_bad_training_file_ranges_are_refused(
     (error,) = body["errors"]
     assert message in error["message"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+@pytest.mark.parametrize(
+    ("literal", "message"),
+    [
+        ('createdAfter: "2000-01-01T00:00:00"', "has no time zone"),
+        ('createdBefore: "yesterday"', "is not an RFC 3339 date-time"),
+        ('sourceCreatedFrom: "2025-13-01"', "is not an RFC 3339 full-date"),
+    ],
+)
+async def test_bad_instants_and_days_are_the_callers_mistake(
+    client: httpx.AsyncClient, db: Database, literal: str, message: str
+) -> None:
+    """In the document or in variables: a request error saying what is wrong (with no code,
+    as every validation error), never taken for a bug (INTERNAL_SERVER_ERROR)."""
+    name, _, value = literal.partition(": ")
+    in_document = await gql(client, "{ conversations(filter: {" + literal + "}) { totalCount } }")
+    in_variables = await gql(client, LIST, filter={name: value.strip('"')})
+    for body in (in_document, in_variables):
+        assert body.get("data") is None
+        (error,) = body["errors"]
+        assert "extensions" not in error, error
+        assert message in error["message"]

@@ -7,9 +7,10 @@ and the compiled read path writes byte for byte what the resolvers write.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, NewType
+from typing import Any, NewType, NoReturn
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.file_uploads import Upload
 from strawberry.types.scalar import ScalarDefinition
 
@@ -28,11 +29,29 @@ def format_datetime(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# A bad value is the client's mistake: a GraphQLError (unlike other exceptions, which the
+# error masking takes for bugs) reaches it as BAD_USER_INPUT, whether literal or variable.
 def parse_datetime(value: Any) -> dt.datetime:
-    moment = dt.datetime.fromisoformat(str(value))
+    try:
+        moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise GraphQLError(f"{value!r} is not an RFC 3339 date-time")
     if moment.tzinfo is None:
-        raise ValueError(f"{value!r} has no time zone (RFC 3339 needs one)")
+        raise GraphQLError(f"{value!r} has no time zone (RFC 3339 needs one)")
     return moment
+
+
+def parse_date(value: Any) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value) if isinstance(value, str) else _not_a_date(value)
+    except ValueError:
+        return _not_a_date(value)
+
+
+def _not_a_date(value: Any) -> NoReturn:
+    raise GraphQLError(f"{value!r} is not an RFC 3339 full-date (YYYY-MM-DD)")
 
 
 def format_date(value: dt.date) -> str:
@@ -62,7 +81,7 @@ SCALAR_MAP: dict[object, ScalarDefinition] = {
         description="A calendar date, RFC 3339 full-date: `2026-12-01`.",
         specified_by_url=RFC_3339,
         serialize=format_date,
-        parse_value=dt.date.fromisoformat,
+        parse_value=parse_date,
     ),
     # The value is what the view's multipart reader put in the variables (a `ReceivedFile`).
     Upload: strawberry.scalar(
