@@ -6,6 +6,7 @@
     GET  /api/training-files/{id}/download?format=json|jsonl|openai_chat|hf_dataset
                                                           200 {download_url, filename,
                                                                expires_in_seconds, expires_at}
+    DELETE /api/training-files/{id}                       204, no body (404, 403)
 
 Paths, bodies and status codes are the seed's. Every rule (names, 1–80 ids, eligibility,
 duplicates, ownership, status) lives in the service; this module only parses HTTP, calls the
@@ -105,6 +106,7 @@ def rest_routes() -> list[BaseRoute]:
     """The seed's routes, to mount beside `/graphql`."""
     return [
         Route(BASE_PATH, _files, methods=["GET", "POST"]),
+        Route(f"{BASE_PATH}/{{id}}", _delete, methods=["DELETE"]),
         Route(f"{BASE_PATH}/{{id}}/add-conversations", _add_conversations, methods=["POST"]),
         Route(f"{BASE_PATH}/{{id}}/download", _download, methods=["GET"]),
         Route(IMPORT_PATH, _import_conversation, methods=["POST"]),
@@ -302,6 +304,14 @@ async def _add_conversations(request: Request) -> Response:
         user_id, file_id, body.get("conversation_ids")
     )
     return JSONResponse({"trainingFile": training_file_json(record)})
+
+
+@_rest_errors
+async def _delete(request: Request) -> Response:
+    user_id = _user_id(request)
+    file_id = _file_id(request)
+    await _services(request).training_files.delete_training_file(user_id, file_id)
+    return Response(status_code=204)
 
 
 @_rest_errors

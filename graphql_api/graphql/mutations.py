@@ -68,6 +68,17 @@ class TrainingFilePayload:
     )
 
 
+@strawberry.type(description="Which training file `deleteTrainingFile` deleted, or why it refused.")
+class DeleteTrainingFilePayload:
+    deleted_training_file_id: strawberry.ID | None = strawberry.field(
+        description="The deleted file's id (it no longer resolves); null when `userErrors` is "
+        "not empty."
+    )
+    user_errors: list[TrainingFileUserError] = strawberry.field(
+        description="Empty on success; otherwise why nothing was deleted."
+    )
+
+
 @strawberry.type(description="An expiring download link, or why there is none.")
 class DownloadUrlPayload:
     url: str | None = strawberry.field(
@@ -226,6 +237,27 @@ class Mutation:
         self, info: Info, input: Annotated[TrainingFileIdInput, INPUT]
     ) -> TrainingFilePayload:
         return await _set_archived(info, input.id, archived=False)
+
+    @strawberry.mutation(
+        description="Delete one of your training files, archived or not, with its list of "
+        "conversations (the conversations stay). Links issued before keep working until they "
+        "expire; then its objects are deleted. Waits for a change being built to the file."
+    )
+    async def delete_training_file(
+        self, info: Info, input: Annotated[TrainingFileIdInput, INPUT]
+    ) -> DeleteTrainingFilePayload:
+        ctx = info.context
+        user_id = ctx.user_id
+
+        async def delete() -> TrainingFileRecord:
+            file_id = parse_uuid(input.id, "id")
+            return await ctx.services.training_files.delete_training_file(user_id, file_id)
+
+        record, problems = await _attempt(delete)
+        return DeleteTrainingFilePayload(
+            deleted_training_file_id=strawberry.ID(str(record.id)) if record else None,
+            user_errors=[TrainingFileUserError.from_problem(p) for p in problems],
+        )
 
 
 async def _set_archived(info: Info, raw_id: str, *, archived: bool) -> TrainingFilePayload:
