@@ -14,9 +14,9 @@ Set-up, in one run:
    `serve` would, with the request path's unprivileged login role).
 2. Demo conversations (`write_demo_set`, seed 4242): as many as the largest file holds plus
    the adds measured on it, since a file never holds a conversation twice. They are imported
-   in-process with `ConversationImporter` as the owner, 8 at a time, separately into each
-   backend: each import stores the enriched file and its pre-rendered `<id>/<sha>.pieces`
-   object beside it.
+   with `ConversationImporter` as the owner, 8 at a time, separately into each backend, each
+   backend's in a worker process of its own (the imports are CPU-bound in Python): each
+   import stores the enriched file and its pre-rendered `<id>/<sha>.pieces` object beside it.
 3. Per backend, `training-files serve --no-demo` with the shipped defaults on that database
    and storage (local: a directory; S3: `moto_server` on 127.0.0.1 with STORAGE_URL=s3://,
    S3_ENDPOINT_URL, credentials and S3_CREATE_BUCKETS=true), except CLEANUP_INTERVAL: the
@@ -31,7 +31,7 @@ Measurements, all in that run and against that one server process per backend:
   conversations' pieces objects from the storage directory (what a build reads), then write
   as many bytes as the create stored (every file under its `training-files/<id>/` directory:
   JSON, JSONL and whatever else a version holds) to a new file with 1 MiB writes and fsync
-  it. Median of the 5. Beside each create, the CPU time the server used meanwhile. Target: create ≤ 2× the floor. (S3's create is printed
+  it. Median of the 5. Target: create ≤ 2× the floor. (S3's create is printed
   against the same floor for comparison; its pieces live in moto, not on a disk.)
 - *Add*: files of 80, 1,000 and 10,000 conversations (and 100,000 with `--huge`) are built
   beforehand by one create of 80 and then adds of 80 (the API's cap; the 1,000 file's last
@@ -45,10 +45,14 @@ Measurements, all in that run and against that one server process per backend:
   storage, where how a file was built shapes it (an add links the old body's segments), all
   builds are adds of 80. Then 3 rounds of adding 80 new conversations to each file over
   GraphQL (sizes in alternating order), the median of the 3 per size. Target: add to 10,000
-  ≤ 1.5× add to 80, on local storage and on S3. Beside each add: the CPU time the server (and
-  moto) used meanwhile, from /proc/<pid>/stat, and `wchar` of /proc/<pid>/io, the bytes the
-  server itself passed to write calls, which shows whether it streamed the old body or had
-  it linked by the file system (sockets' sends are not counted, so it says nothing on S3).
+  ≤ 1.5× add to 80, on local storage and on S3.
+- *Where the time goes*, beside each create and add: the CPU time the server, PostgreSQL (the
+  postmaster and all its children) and moto used meanwhile, from /proc/<pid>/stat; the time
+  the server's threads were ready but waited for a CPU (/proc/<pid>/task/*/schedstat), which
+  is what the machine's load adds. On local storage also, per add, the files in the training
+  file's storage directory (its objects and their segments) and `wchar` of /proc/<pid>/io,
+  the bytes the server itself passed to write calls, which shows whether it streamed the old
+  body or had it linked by the file system.
 - *Memory*: the server's VmHWM (peak RSS, /proc/<pid>/status), reset at the start of each
   phase (`clear_refs` 5) so each phase has its own peak: idle after start, the creates of 80,
   the build of each file, the measured adds. Memory is flat when the peak while building and
@@ -80,16 +84,18 @@ from .aggregation_probes import (
     MB,
     Api,
     BenchError,
+    Cpu,
+    CpuMeter,
     FileState,
     Floor,
     bytes_written,
-    cpu_seconds,
     io_floor,
     load_average,
     peak_rss_mb,
     reset_peak_rss,
     rss_mb,
     stored_bytes,
+    stored_files,
 )
 from .aggregation_report import NAMES, report
 from .aggregation_stack import (
@@ -98,9 +104,10 @@ from .aggregation_stack import (
     Owner,
     Processes,
     Server,
-    import_conversations,
+    import_in_worker,
     lift_request_cap,
     pieces_paths,
+    postmaster_pid,
     prepare_backend_database,
     scratch_dir,
     start_moto,
@@ -144,9 +151,9 @@ class Add:
     before: int  # conversations in the file before the add
     before_bytes: int  # JSON + JSONL before the add
     seconds: float
-    server_cpu: float  # CPU seconds the server used meanwhile
+    cpu: Cpu  # used meanwhile by the server, PostgreSQL and moto
     server_wrote: int  # wchar delta of the server process
-    store_cpu: float | None  # CPU seconds moto_server used meanwhile (S3)
+    stored_files: int | None  # local: files under the training file's directory before
 
 
 @dataclass(frozen=True)
@@ -161,7 +168,7 @@ class Build:
 class BackendResult:
     name: str
     creates: list[FileState] = field(default_factory=list)
-    create_cpu: list[float] = field(default_factory=list)  # server CPU seconds per create
+    create_cpu: list[Cpu] = field(default_factory=list)
     floors: list[Floor] = field(default_factory=list)
     builds: dict[int, Build] = field(default_factory=dict)
     adds: dict[int, list[Add]] = field(default_factory=dict)
@@ -200,7 +207,7 @@ class Measurement:
         api: Api,
         server: Server,
         owner: Owner,
-        store_pid: int | None,
+        cpu: CpuMeter,
         storage_root: Path | None,
     ) -> None:
         self.plan = plan
@@ -208,7 +215,7 @@ class Measurement:
         self.api = api
         self.server = server
         self.owner = owner
-        self.store_pid = store_pid
+        self.cpu = cpu
         self.storage_root = storage_root
 
     async def run(self, ids: Sequence[UUID], pieces: dict[UUID, Path] | None) -> None:
@@ -238,14 +245,17 @@ class Measurement:
         first = await self.api.create(f"bench file of {BATCH}", ids[:BATCH])
         for n in range(1, self.plan.creates + 1):
             chosen = ids[n * BATCH : (n + 1) * BATCH]
-            cpu = cpu_seconds(self.server.pid)
+            before = self.cpu.read()
             created = await self.api.create(f"bench create {n}", chosen)
-            cpu = cpu_seconds(self.server.pid) - cpu
+            cpu = self.cpu.since(before)
             self.result.creates.append(created)
             self.result.create_cpu.append(cpu)
             line = (
-                f"    create {n}: {created.seconds * 1000:.0f} ms (server CPU "
-                f"{cpu * 1000:.0f} ms), JSON + JSONL {created.bytes / MB:.1f} MB"
+                f"    create {n}: {created.seconds * 1000:.0f} ms (CPU: server "
+                f"{cpu.server * 1000:.0f} ms, waited {cpu.server_waiting * 1000:.0f} ms; "
+                f"PostgreSQL {cpu.postgres * 1000:.0f} ms"
+                + (f", moto {cpu.store * 1000:.0f} ms" if cpu.store is not None else "")
+                + f"), JSON + JSONL {created.bytes / MB:.1f} MB"
             )
             if pieces is not None and self.storage_root is not None:
                 stored = stored_bytes(self.storage_root, created.id)
@@ -318,17 +328,19 @@ class Measurement:
         self.end_phase(f"{self.plan.rounds} adds of {BATCH} to each file")
 
     async def timed_add(self, size: int, state: FileState, batch: Sequence[UUID]) -> FileState:
-        pid, store = self.server.pid, self.store_pid
-        wrote, cpu = bytes_written(pid), cpu_seconds(pid)
-        store_cpu = cpu_seconds(store) if store else 0.0
+        root = self.storage_root
+        files = len(stored_files(root, state.id)) if root is not None else None
+        pid = self.server.pid
+        wrote, before = bytes_written(pid), self.cpu.read()
         after = await self.api.add(state.id, batch)
+        cpu = self.cpu.since(before)
         add = Add(
             state.conversations,
             state.bytes,
             after.seconds,
-            cpu_seconds(pid) - cpu,
+            cpu,
             bytes_written(pid) - wrote,
-            cpu_seconds(store) - store_cpu if store else None,
+            files,
         )
         self.result.adds.setdefault(size, []).append(add)
         return after
@@ -363,27 +375,23 @@ class Prepared:
 
 
 async def prepare(ctx: Context, backend: Backend, urls: DatabaseUrls) -> Prepared:
+    """Import the backend's conversations in a worker process, then open the owner's
+    connections the bench keeps for sweeping and building."""
     name = backend.name
     count = ctx.plan.conversations_for(name)
+    env = backend.settings_env(urls, ctx.scratch / f"data-{name}")
+    say(f"  [{name}] importing {count:,} conversations into database {backend.database}")
+    started = time.perf_counter()
+    ids = await import_in_worker(env, urls, ctx.demo[:count], f"  [{name}] ")
+    say(f"  [{name}] imported {len(ids):,} in {time.perf_counter() - started:.0f} s")
+    pieces = await local_pieces(backend, urls, ids)
     owner = await Owner.open(backend.settings(urls, ctx.scratch / f"data-{name}"), urls)
-    try:
-        say(f"  [{name}] importing {count:,} conversations into database {backend.database}")
-        started = time.perf_counter()
-        ids = await import_conversations(
-            owner, ctx.demo[:count], lambda line: say(f"  [{name}] {line}")
-        )
-        say(f"  [{name}] imported {len(ids):,} in {time.perf_counter() - started:.0f} s")
-        pieces = await local_pieces(backend, urls, ids)
-    except BaseException:
-        await owner.close()
-        raise
     return Prepared(backend, urls, owner, ids, pieces)
 
 
 async def prepare_all(ctx: Context, backends: Sequence[Backend]) -> list[Prepared]:
-    """Migrate each backend's database, then import into all at once (imports wait on
-    storage and PostgreSQL as much as they compute); if one fails, close what the others
-    opened and raise its error."""
+    """Migrate each backend's database, then import into all at once, each in a process of
+    its own; if one fails, close what the others opened and raise its error."""
     # One at a time: the migrations of two databases would race to create the shared roles.
     urls = [
         await prepare_backend_database(ctx.maintenance_dsn, b.database, ctx.pg_dir)
@@ -410,6 +418,7 @@ async def measure_backend(ctx: Context, prepared: Prepared, step: str) -> Backen
     say(f"  `training-files serve` on {server.url} (pid {server.pid})")
     result = BackendResult(name)
     store_pid = ctx.processes.pid_of("moto_server") if name == "s3" else None
+    cpu = CpuMeter(server.pid, postmaster_pid(ctx.pg_dir), store_pid)
     async with Api(server.url, USER, JWT_SECRET) as api:
         measurement = Measurement(
             ctx.plan,
@@ -417,7 +426,7 @@ async def measure_backend(ctx: Context, prepared: Prepared, step: str) -> Backen
             api,
             server,
             prepared.owner,
-            store_pid,
+            cpu,
             prepared.backend.storage_root,
         )
         await measurement.run(prepared.ids, prepared.pieces)

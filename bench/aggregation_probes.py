@@ -3,6 +3,7 @@ I/O counters from /proc, and the I/O floor of a create on the storage disk."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -150,6 +151,72 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def postgres_cpu_seconds(postmaster: int) -> float:
+    """CPU time of a PostgreSQL server: the postmaster's own and its reaped children's, plus
+    that of every live child (backends, checkpointer, autovacuum...)."""
+    fields = Path(f"/proc/{postmaster}/stat").read_text().rpartition(")")[2].split()
+    ticks = sum(int(f) for f in fields[11:15])
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):  # a process that ended meanwhile
+            child = stat.read_text().rpartition(")")[2].split()
+            if int(child[1]) == postmaster:
+                ticks += int(child[11]) + int(child[12])
+    return ticks / _TICKS
+
+
+def runqueue_wait_seconds(pid: int) -> float:
+    """Time the process's threads were ready to run but waited for a CPU (the second field of
+    each /proc/<pid>/task/<tid>/schedstat): what a loaded machine adds to a request."""
+    waited = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):  # a thread that ended
+            waited += int(stat.read_text().split()[1])
+    return waited / 1e9
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """CPU seconds (a reading, or used over a measured call): the server, the time its threads
+    waited for a CPU, PostgreSQL, and moto (S3)."""
+
+    server: float
+    server_waiting: float
+    postgres: float
+    store: float | None
+
+    def __sub__(self, before: Cpu) -> Cpu:
+        store = (
+            self.store - before.store
+            if self.store is not None and before.store is not None
+            else None
+        )
+        return Cpu(
+            self.server - before.server,
+            self.server_waiting - before.server_waiting,
+            self.postgres - before.postgres,
+            store,
+        )
+
+
+class CpuMeter:
+    """Reads the CPU counters of the processes a request keeps busy, before and after it."""
+
+    def __init__(self, server: int, postmaster: int, store: int | None) -> None:
+        self.pids = (server, postmaster, store)
+
+    def read(self) -> Cpu:
+        server, postmaster, store = self.pids
+        return Cpu(
+            cpu_seconds(server),
+            runqueue_wait_seconds(server),
+            postgres_cpu_seconds(postmaster),
+            cpu_seconds(store) if store else None,
+        )
+
+    def since(self, before: Cpu) -> Cpu:
+        return self.read() - before
+
+
 def bytes_written(pid: int) -> int:
     """`wchar` of /proc/<pid>/io: bytes the process passed to write-like system calls (files and
     sockets alike), so what the server pushed itself, not what it had copied for it."""
@@ -176,11 +243,15 @@ class Floor:
         return self.read_seconds + self.write_seconds
 
 
+def stored_files(storage_root: Path, file_id: str) -> list[Path]:
+    """Every file under a training file's directory in local storage: all its versions'
+    objects, and the segments a composite object is made of."""
+    return [p for p in (storage_root / TRAINING_BUCKET / file_id).rglob("*") if p.is_file()]
+
+
 def stored_bytes(storage_root: Path, file_id: str) -> int:
-    """Bytes of every file under a training file's directory in local storage (all its
-    versions' objects: right after a create, what the create stored)."""
-    directory = storage_root / TRAINING_BUCKET / file_id
-    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+    """Bytes under a training file's directory (right after a create: what it stored)."""
+    return sum(p.stat().st_size for p in stored_files(storage_root, file_id))
 
 
 def io_floor(pieces: Sequence[Path], size: int, target: Path) -> Floor:

@@ -11,6 +11,7 @@ from .aggregation_probes import MB
 
 if TYPE_CHECKING:
     from .aggregation import BackendResult, Phase, Plan
+    from .aggregation_probes import Cpu
 
 CREATE_TARGET = 2.0  # create ≤ 2× the I/O floor
 ADD_TARGET = 1.5  # add to 10,000 ≤ 1.5× add to 80
@@ -51,9 +52,9 @@ def report_creates(result: BackendResult, batch: int) -> None:
     sizes = [c.bytes / MB for c in result.creates]
     say(
         f"create of {batch} over GraphQL: {', '.join(ms(s) for s in creates)} ms; "
-        f"median {ms(median(creates))} ms, server CPU {ms(median(result.create_cpu))} ms "
-        f"(JSON + JSONL {median(sizes):.1f} MB)"
+        f"median {ms(median(creates))} ms (JSON + JSONL {median(sizes):.1f} MB)"
     )
+    say(f"  CPU per create (median): {cpu_line(result.create_cpu)}")
     if not result.floors:
         return
     floors = result.floors
@@ -61,9 +62,23 @@ def report_creates(result: BackendResult, batch: int) -> None:
         f"I/O floor, same disk: read {batch} pieces objects "
         f"({median([f.read_bytes / MB for f in floors]):.1f} MB) "
         f"{ms(median([f.read_seconds for f in floors]))} ms + write what the create stored "
-        f"({median([f.written_bytes / MB for f in floors]):.1f} MB) with fsync {ms(median([f.write_seconds for f in floors]))} ms = "
-        f"{', '.join(ms(f.seconds) for f in floors)} ms; median {ms(median(floor_seconds(result)))} ms"
+        f"({median([f.written_bytes / MB for f in floors]):.1f} MB) with fsync "
+        f"{ms(median([f.write_seconds for f in floors]))} ms"
     )
+    say(
+        f"  floors: {', '.join(ms(f.seconds) for f in floors)} ms; "
+        f"median {ms(median(floor_seconds(result)))} ms"
+    )
+
+
+def cpu_line(cpus: Sequence[Cpu]) -> str:
+    line = (
+        f"server {ms(median([c.server for c in cpus]))} ms "
+        f"(and waited for a CPU {ms(median([c.server_waiting for c in cpus]))} ms), "
+        f"PostgreSQL {ms(median([c.postgres for c in cpus]))} ms"
+    )
+    stores = [c.store for c in cpus if c.store is not None]
+    return line + (f", moto {ms(median(stores))} ms" if stores else "")
 
 
 def floor_seconds(result: BackendResult) -> list[float]:
@@ -73,8 +88,9 @@ def floor_seconds(result: BackendResult) -> list[float]:
 def report_adds(result: BackendResult, batch: int) -> None:
     s3 = result.name == "s3"
     header = (
-        f"{'file':>7} {'MB':>6} | {'built by':<39} | {f'add {batch}, ms':>20} {'median':>6} | "
-        f"{'server CPU':>10} {'wrote MB':>8}" + (f" | {'moto CPU':>8}" if s3 else "")
+        f"{'file':>7} {'MB':>6} | {'built by':<39} | {f'add {batch}, ms':>22} {'median':>6} | "
+        f"{'server':>6} {'wait':>5} {'PG':>5}"
+        + (f" {'moto':>6}" if s3 else f" | {'files':>5} {'wrote':>5}")
     )
     say(header)
     say("-" * len(header))
@@ -82,23 +98,37 @@ def report_adds(result: BackendResult, batch: int) -> None:
         build = result.builds.get(size)
         built = f"{build.how} × {build.adds}, {build.seconds:,.0f} s" if build else "—"
         runs = ", ".join(ms(a.seconds) for a in adds)
-        cpu = ms(median([a.server_cpu for a in adds]))
-        wrote = "—" if s3 else f"{median([a.server_wrote / MB for a in adds]):.1f}"
+        cpus = [a.cpu for a in adds]
         line = (
-            f"{size:>7,} {adds[0].before_bytes / MB:>6,.0f} | {built:<39} | {runs:>20} "
-            f"{ms(add_median(result, size)):>6} | {cpu:>10} {wrote:>8}"
+            f"{size:>7,} {adds[0].before_bytes / MB:>6,.0f} | {built:<39} | {runs:>22} "
+            f"{ms(add_median(result, size)):>6} | {ms(median([c.server for c in cpus])):>6} "
+            f"{ms(median([c.server_waiting for c in cpus])):>5} "
+            f"{ms(median([c.postgres for c in cpus])):>5}"
         )
         if s3:
-            line += f" | {ms(median([a.store_cpu or 0.0 for a in adds])):>8}"
+            line += f" {ms(median([c.store or 0.0 for c in cpus])):>6}"
+        else:
+            files = median([float(a.stored_files or 0) for a in adds])
+            wrote = median([a.server_wrote / MB for a in adds])
+            line += f" | {files:>5,.0f} {wrote:>5.1f}"
         say(line)
-    say(
-        "(file: conversations before the first measured add, MB: its JSON + JSONL then; built\n"
-        f" by: the adds after its create of {batch}; each measured add puts {batch} new\n"
-        " conversations in;"
-        " server CPU: ms of CPU the server used per add (median), moto CPU: moto_server's;\n"
-        " wrote: MB the server itself passed to write calls per add (/proc/<pid>/io wchar): not\n"
-        " what the kernel copied or linked for it, nor socket sends, hence none for S3)"
-    )
+    legend = [
+        "(file: conversations before the first measured add, MB: its JSON + JSONL then;",
+        f" built by: the adds after its create of {batch}; each measured add puts {batch} new",
+        " conversations in; server, PG" + (", moto" if s3 else "") + ": ms of CPU used per add"
+        " (median) by the server,",
+        " PostgreSQL (all its processes)"
+        + (" and moto_server" if s3 else "")
+        + "; wait: ms the server's threads were ready but",
+        " waited for a CPU (summed over threads)" + (")" if s3 else ";"),
+    ]
+    if not s3:
+        legend += [
+            " files: in the file's storage directory before the add (its objects' segments);",
+            " wrote: MB the server itself passed to write calls per add (wchar of",
+            " /proc/<pid>/io), not what the kernel copied or linked for it)",
+        ]
+    say("\n".join(legend))
 
 
 def add_median(result: BackendResult, size: int) -> float:

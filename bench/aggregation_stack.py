@@ -5,8 +5,9 @@
 - `start_postgres`: one throwaway embedded PostgreSQL, deleted when the bench exits.
 - `Backend`: local storage or S3 (moto), with a database of its own on that one PostgreSQL;
   the environment of its `training-files serve` and the same settings in-process.
-- `import_conversations`: enriched files imported in-process with `ConversationImporter`,
-  a few at a time.
+- `import_conversations`: enriched files imported with `ConversationImporter`, a few at a
+  time; `import_in_worker` does it in a process of its own per backend, so that two
+  backends' imports (CPU-bound in Python) use both cores.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import multiprocessing
 import os
 import shutil
 import signal
@@ -26,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from uuid import UUID
 
 import asyncpg
@@ -180,6 +182,15 @@ async def start_postgres(pg_dir: Path) -> str:
     return await asyncio.to_thread(start_embedded, pg_dir, delete_on_exit=True)
 
 
+def postmaster_pid(pg_dir: Path) -> int:
+    """The embedded PostgreSQL's postmaster (first line of its postmaster.pid)."""
+    pid_file = pg_dir / "postgres" / "postmaster.pid"
+    try:
+        return int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError) as error:
+        raise BenchError(f"no PostgreSQL pid in {pid_file}: {error}") from None
+
+
 async def prepare_backend_database(
     maintenance_dsn: str, database: str, pg_dir: Path
 ) -> DatabaseUrls:
@@ -263,9 +274,12 @@ class Backend:
             **self.storage_env,
         )
 
+    def settings_env(self, urls: DatabaseUrls, data_dir: Path) -> dict[str, str]:
+        """The server's environment, for the same settings in a bench process."""
+        return self.server_env(urls, data_dir, 8000)
+
     def settings(self, urls: DatabaseUrls, data_dir: Path) -> Settings:
-        env = self.server_env(urls, data_dir, 8000)
-        return Settings.from_env(env)
+        return Settings.from_env(self.settings_env(urls, data_dir))
 
 
 @dataclass(frozen=True)
@@ -393,3 +407,63 @@ async def import_conversations(
     except BaseExceptionGroup as failed:
         raise failed.exceptions[0] from None
     return [i for i in ids if i is not None]
+
+
+# A worker's result: ("ids", [uuid, ...]) or ("error", message).
+_Result = tuple[str, list[str] | str]
+WORKER_STOP_TIMEOUT = 30.0
+
+
+def _import_worker(
+    env: dict[str, str], urls: DatabaseUrls, paths: list[str], prefix: str, result: Any
+) -> None:
+    """A worker process's body: import `paths` as the owner and send back their ids."""
+
+    async def run() -> list[str]:
+        owner = await Owner.open(Settings.from_env(env), urls)
+        try:
+            ids = await import_conversations(
+                owner, [Path(p) for p in paths], lambda line: print(prefix + line, flush=True)
+            )
+        finally:
+            await owner.close()
+        return [str(i) for i in ids]
+
+    try:
+        outcome: _Result = ("ids", asyncio.run(run()))
+    except Exception as error:  # the parent reports it; a worker has no one else to tell
+        outcome = ("error", f"{type(error).__name__}: {error}")
+    result.send(outcome)
+    result.close()
+
+
+async def import_in_worker(
+    env: dict[str, str], urls: DatabaseUrls, paths: Sequence[Path], prefix: str
+) -> list[UUID]:
+    """`import_conversations` in a fresh (spawned) process; terminated if the bench stops
+    waiting for it, by an error or Ctrl-C."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    worker = context.Process(
+        target=_import_worker,
+        args=(env, urls, [str(p) for p in paths], prefix, send),
+        daemon=True,
+    )
+    worker.start()
+    send.close()
+    try:
+        while not receive.poll():
+            if not worker.is_alive() and not receive.poll():
+                raise BenchError(f"{prefix}the import process exited ({worker.exitcode})")
+            await asyncio.sleep(0.5)
+        kind, value = receive.recv()
+    finally:
+        receive.close()
+        if worker.is_alive():
+            worker.join(timeout=5)
+        if worker.is_alive():
+            worker.terminate()
+            worker.join(timeout=WORKER_STOP_TIMEOUT)
+    if kind != "ids" or not isinstance(value, list):
+        raise BenchError(f"{prefix}import failed: {value}")
+    return [UUID(i) for i in value]
