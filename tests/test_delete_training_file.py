@@ -31,7 +31,7 @@ from graphql_api.storage.s3 import S3Storage
 
 from .conftest import OTHER_USER, USER, bearer
 from .sources import Source, ids_of, import_demo
-from .training_file_graphql import ARCHIVE, LIST_FILES, add, create, errors_of, gql
+from .training_file_graphql import ARCHIVE, DELETE, LIST_FILES, add, create, errors_of, gql
 
 STORAGE_BACKENDS = ("local", "s3")
 API = "/api/training-files"
@@ -42,12 +42,6 @@ PATH_COLUMNS = (
     "openai_chat_file_path",
     "hf_dataset_file_path",
 )
-DELETE = """
-mutation($id: ID!) {
-  deleteTrainingFile(input: {id: $id}) {
-    deletedTrainingFileId userErrors { code field message conversationIds }
-  }
-}"""
 FILE = "query($id: ID!) { trainingFile(id: $id) { id } node(id: $id) { id } }"
 LINK = """
 mutation($id: ID!, $format: TrainingFileFormat!) {

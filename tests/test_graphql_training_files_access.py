@@ -14,12 +14,13 @@ from graphql_api.db.database import Database
 from graphql_api.db.writers import WriterPool
 from graphql_api.storage.local import LocalStorage
 
-from .conftest import OTHER_USER, bearer
+from .conftest import OTHER_USER, USER, bearer
 from .sources import Source, ids_of
 from .training_file_graphql import (
     ADD,
     ARCHIVE,
     CREATE,
+    DELETE,
     DOWNLOAD,
     RESTORE,
     create,
@@ -38,10 +39,21 @@ async def imported(
 
 async def test_no_token_is_unauthenticated_but_introspection_works(
     anonymous_client: httpx.AsyncClient,
+    settings: Settings,
     db: Database,
     storage: LocalStorage,
     imported: list[Source],
 ) -> None:
+    # A real file, so that a delete that got through would show in the snapshot.
+    created = await anonymous_client.post(
+        "/graphql",
+        json={
+            "query": CREATE,
+            "variables": {"input": {"name": "a file", "conversationIds": [str(imported[0].id)]}},
+        },
+        headers=bearer(settings, USER),
+    )
+    some_file = created.json()["data"]["createTrainingFile"]["trainingFile"]["id"]
     before = await snapshot(db, storage)
     some_id = str(imported[0].id)
     requests: list[tuple[str, dict[str, Any]]] = [
@@ -55,6 +67,7 @@ async def test_no_token_is_unauthenticated_but_introspection_works(
         (DOWNLOAD, {"id": str(uuid4()), "format": "JSON"}),
         (ARCHIVE, {"id": str(uuid4())}),
         (RESTORE, {"id": str(uuid4())}),
+        (DELETE, {"id": some_file}),
     ]
     for headers in ({}, {"Authorization": "Bearer not-a-token"}):
         for query, variables in requests:
@@ -93,6 +106,7 @@ async def test_another_user_cannot_change_my_file(
             },
         ),
         (ARCHIVE, {"id": created["id"]}),
+        (DELETE, {"id": created["id"]}),
     ):
         response = await anonymous_client.post(
             "/graphql", json={"query": query, "variables": variables}, headers=other

@@ -383,6 +383,7 @@ def _routes(file_id: str) -> list[tuple[str, str, dict[str, Any] | None]]:
         ("POST", API, {"name": "anonymous", "conversation_ids": [str(uuid4())]}),
         ("POST", f"{API}/{file_id}/add-conversations", {"conversation_ids": [str(uuid4())]}),
         ("GET", f"{API}/{file_id}/download?format=json", None),
+        ("DELETE", f"{API}/{file_id}", None),
     ]
 
 

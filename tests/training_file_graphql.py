@@ -47,6 +47,10 @@ RESTORE = f"""
 mutation($id: ID!) {{
   restoreTrainingFile(input: {{id: $id}}) {{ trainingFile {{ id status }} {USER_ERRORS} }}
 }}"""
+DELETE = f"""
+mutation($id: ID!) {{
+  deleteTrainingFile(input: {{id: $id}}) {{ deletedTrainingFileId {USER_ERRORS} }}
+}}"""
 DOWNLOAD = """
 mutation($id: ID!, $format: TrainingFileFormat!) {
   downloadUrl(input: {trainingFileId: $id, format: $format}) {
