@@ -107,6 +107,26 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=24 * 3600, metavar="SECONDS")
     token.set_defaults(run=_token)
 
+    for name, help in (
+        ("create", "create a training file through the running server, showing its progress"),
+        ("add", "add conversations to a training file through the running server"),
+    ):
+        change = commands.add_parser(name, help=help)
+        if name == "create":
+            change.add_argument("--name", required=True)
+            change.add_argument("--description")
+        else:
+            change.add_argument("--file", required=True, metavar="ID", help="the file's id")
+        change.add_argument("ids", nargs="+", metavar="CONVERSATION_ID")
+        change.add_argument(
+            "--user", help="sign a token for this user with the data dir's secret (as `token`)"
+        )
+        change.add_argument("--token", help="a bearer token to send instead")
+        change.add_argument(
+            "--url", help="the server (default http://HOST:PORT from the configuration)"
+        )
+        change.set_defaults(run=_change, change=name)
+
     export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     export.set_defaults(run=_export_schema)
     return parser
@@ -427,26 +447,49 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from .auth import mint_token, user_id_for
+    from .auth import user_id_for
 
     if args.ttl < 1:
         console.print("[red]error:[/red] --ttl must be at least 1 second")
         return 2
     settings = Settings.from_env(data_dir=args.data_dir, create_secret=False)
-    _require(settings, "token", _secret_needs(settings))
-    user_id = user_id_for(args.user)
-    sys.stdout.write(
-        mint_token(
-            user_id,
-            secret=settings.jwt_secret,
-            ttl_seconds=args.ttl,
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
-        )
-        + "\n"
-    )
-    console.print(f"user id {user_id}, valid for {args.ttl} s", highlight=False)
+    sys.stdout.write(_signed(settings, args.user, ttl_seconds=args.ttl) + "\n")
+    console.print(f"user id {user_id_for(args.user)}, valid for {args.ttl} s", highlight=False)
     return 0
+
+
+def _signed(settings: Settings, user: str, *, ttl_seconds: int) -> str:
+    """A token the server of `settings` accepts, for `user` (a uuid or a name)."""
+    from .auth import mint_token, user_id_for
+
+    _require(settings, "token", _secret_needs(settings))
+    return mint_token(
+        user_id_for(user),
+        secret=settings.jwt_secret,
+        ttl_seconds=ttl_seconds,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+    )
+
+
+def _change(args: argparse.Namespace) -> int:
+    from . import changes_cli
+
+    if (args.user is None) == (args.token is None):
+        _fail("give either --user (to sign a token with the data dir's secret) or --token")
+    settings = Settings.from_env(data_dir=args.data_dir, create_secret=False)
+    token = args.token or _signed(settings, args.user, ttl_seconds=3600)
+    url = args.url or f"http://{settings.host}:{settings.port}"
+    change = (
+        changes_cli.Change.create(args.name, args.description, args.ids)
+        if args.change == "create"
+        else changes_cli.Change.add(args.file, args.ids)
+    )
+    try:
+        payload = asyncio.run(changes_cli.run(change, url, token, console))
+    except changes_cli.ServerError as error:
+        _fail(str(error))
+    return changes_cli.report(payload, console)
 
 
 def _export_schema(args: argparse.Namespace) -> None:

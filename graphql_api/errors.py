@@ -25,6 +25,7 @@ class ErrorCode(enum.StrEnum):
     # Creating and changing training files
     INVALID_NAME = "INVALID_NAME"
     NAME_TAKEN = "NAME_TAKEN"
+    ID_TAKEN = "ID_TAKEN"
     INVALID_DESCRIPTION = "INVALID_DESCRIPTION"
     NO_CONVERSATIONS = "NO_CONVERSATIONS"
     TOO_MANY_CONVERSATIONS = "TOO_MANY_CONVERSATIONS"
@@ -64,6 +65,7 @@ MEANING: dict[ErrorCode, str] = {
     ErrorCode.BODY_TOO_LARGE: "The request body is larger than `MAX_REQUEST_BYTES`.",
     ErrorCode.INVALID_NAME: "The name is missing, not a string, empty or over 255 characters.",
     ErrorCode.NAME_TAKEN: "You already have a training file with this name (ignoring case).",
+    ErrorCode.ID_TAKEN: "A training file with the id chosen for a new one already exists.",
     ErrorCode.INVALID_DESCRIPTION: "The description is not a string or over 5000 characters.",
     ErrorCode.NO_CONVERSATIONS: "No conversation ids were given.",
     ErrorCode.TOO_MANY_CONVERSATIONS: "More than 80 conversation ids in one request.",

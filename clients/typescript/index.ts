@@ -44,6 +44,8 @@ export function trainingFileAdvice(code: TrainingFileErrorCode): string {
       return "fix the input";
     case "NAME_TAKEN":
       return "choose another name";
+    case "ID_TAKEN":
+      return "choose another id, or none";
     case "NO_CONVERSATIONS":
     case "TOO_MANY_CONVERSATIONS":
     case "DUPLICATE_IN_REQUEST":

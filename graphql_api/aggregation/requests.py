@@ -56,6 +56,16 @@ def check_description(description: object, problems: ProblemList) -> str | None:
     return description
 
 
+def check_chosen_id(raw_id: object, problems: ProblemList) -> UUID | None:
+    """The id a client chose for a new file, or None when it chose none."""
+    if raw_id is None:
+        return None
+    parsed = _uuid(raw_id)
+    if parsed is None:
+        problems.add(ErrorCode.INVALID_ID, f"id: {raw_id!r} is not a UUID", field="id")
+    return parsed
+
+
 def check_ids(raw_ids: object, problems: ProblemList) -> list[UUID]:
     field = "conversation_ids"
     if not isinstance(raw_ids, Sequence) or isinstance(raw_ids, str | bytes):

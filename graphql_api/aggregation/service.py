@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -38,6 +38,7 @@ from ..domain.vocabulary import CONSULTANT_PROFILE as DEFAULT_CONSULTANT_PROFILE
 from ..errors import Conflict, ErrorCode, Forbidden, NotFound, ProblemList
 from ..observability.metrics import measure_build
 from ..pagination import Cursor, Page, keyset_page
+from ..progress.reporter import BuildProgress, on_connection
 from ..storage.base import (
     CONVERSATION_BUCKET,
     TRAINING_BUCKET,
@@ -48,7 +49,7 @@ from ..storage.base import (
 )
 from . import pieces
 from .format import JSON_FOOTER, Distribution, FileHeader, QualitySummary, json_header, jsonl_header
-from .requests import check_description, check_ids, check_name
+from .requests import check_chosen_id, check_description, check_ids, check_name
 
 # The trainer-ready exports; their objects are their bodies (no header, no footer).
 _EXPORTS = (FileFormat.OPENAI_CHAT, FileFormat.HF_DATASET)
@@ -88,43 +89,56 @@ class TrainingFileService:
         name: object,
         description: object,
         conversation_ids: object,
+        training_file_id: object = None,
     ) -> TrainingFileRecord:
+        """`training_file_id`, when given, is the new file's id: a client that chose it can
+        follow the create's progress from its start."""
         problems = ProblemList()
         checked_name = check_name(name, problems)
         checked_description = check_description(description, problems)
         ids = check_ids(conversation_ids, problems)
+        chosen_id = check_chosen_id(training_file_id, problems)
         async with self._db.session(user_id) as conn:
             if checked_name is not None:
                 taken = await rows.same_name(conn, user_id, checked_name)
                 if taken is not None:
                     _name_taken(problems, taken)
+            if chosen_id is not None and await rows.get(conn, chosen_id) is not None:
+                _id_taken(problems, chosen_id)
             records = await _eligible(conn, ids, problems)
         problems.raise_if_any("the training file was not created")
         assert checked_name is not None
 
-        file_id = uuid4()
+        file_id = chosen_id or uuid4()
         now = _now()
         # Held while the objects are written, so `check --repair` knows they are not orphans.
         async with self._writers.exclusive(LockKind.TRAINING_FILE, file_id) as locked:
-            with measure_build("create") as build:
-                version = await self._build(
-                    locked, user_id, file_id, checked_name, None, records, now, now
-                )
-                build.wrote(json=version.json_file_size, jsonl=version.jsonl_file_size)
-            try:
-                async with locked.session(user_id) as conn:
-                    record = await rows.insert(
-                        conn, file_id, checked_name, checked_description, user_id, version
+            progress = BuildProgress(on_connection(locked.connection), file_id, len(records))
+            async with _reported(progress):
+                await progress.building()
+                with measure_build("create") as build:
+                    version = await self._build(
+                        locked, user_id, file_id, checked_name, None, records, now, now, progress
                     )
-                    await rows.add_members(conn, file_id, ids, 0, user_id)
-                    await _verify_unchanged(conn, records)
-                    return record
-            except BaseException as error:
-                await self._discard(version)
-                if _is_name_conflict(error):
-                    _name_taken(problems, checked_name)
+                    build.wrote(json=version.json_file_size, jsonl=version.jsonl_file_size)
+                await progress.committing(_written(version))
+                try:
+                    async with locked.session(user_id) as conn:
+                        record = await rows.insert(
+                            conn, file_id, checked_name, checked_description, user_id, version
+                        )
+                        await rows.add_members(conn, file_id, ids, 0, user_id)
+                        await _verify_unchanged(conn, records)
+                except BaseException as error:
+                    await self._discard(version)
+                    if _is_name_conflict(error):
+                        _name_taken(problems, checked_name)
+                    elif _is_id_conflict(error) and chosen_id is not None:
+                        _id_taken(problems, chosen_id)
                     problems.raise_if_any("the training file was not created")
-                raise
+                    raise
+                await progress.committed(record.version)
+                return record
 
     async def add_conversations(
         self, user_id: UUID, training_file_id: UUID, conversation_ids: object
@@ -137,48 +151,73 @@ class TrainingFileService:
             await self._owned_active_file(conn, user_id, training_file_id)
 
         async with self._writers.exclusive(LockKind.TRAINING_FILE, training_file_id) as locked:
-            async with locked.session(user_id) as conn:
-                current = await self._owned_active_file(conn, user_id, training_file_id)
-                already = await rows.members_among(conn, training_file_id, ids)
-                if already:
-                    listed = ", ".join(str(i) for i in ids if i in already)
-                    problems.add(
-                        ErrorCode.ALREADY_IN_FILE,
-                        f"Conversations already in training file: {listed}",
-                        field="conversation_ids",
-                        conversation_ids=[i for i in ids if i in already],
-                    )
-                records = await _eligible(conn, [i for i in ids if i not in already], problems)
-            problems.raise_if_any("no conversations were added")
+            progress = BuildProgress(on_connection(locked.connection), training_file_id, len(ids))
+            async with _reported(progress):
+                async with locked.session(user_id) as conn:
+                    current = await self._owned_active_file(conn, user_id, training_file_id)
+                    already = await rows.members_among(conn, training_file_id, ids)
+                    if already:
+                        listed = ", ".join(str(i) for i in ids if i in already)
+                        problems.add(
+                            ErrorCode.ALREADY_IN_FILE,
+                            f"Conversations already in training file: {listed}",
+                            field="conversation_ids",
+                            conversation_ids=[i for i in ids if i in already],
+                        )
+                    records = await _eligible(conn, [i for i in ids if i not in already], problems)
+                problems.raise_if_any("no conversations were added")
+                # Committed at once, so that every reader sees the file being changed.
+                async with locked.session(user_id) as conn:
+                    await rows.start_processing(conn, training_file_id)
+                return await self._add(locked, user_id, current, ids, records, progress)
 
-            now = _now()
+    async def _add(
+        self,
+        locked: LockedSession,
+        user_id: UUID,
+        current: TrainingFileRecord,
+        ids: list[UUID],
+        records: list[ConversationRecord],
+        progress: BuildProgress,
+    ) -> TrainingFileRecord:
+        """Build and commit the next version of `current`, whose lock `locked` holds; a
+        failure puts the file back to ACTIVE as it was."""
+        progress.expect(current.conversation_count + len(records))
+        progress.advanced_to(current.conversation_count)
+        await progress.building()
+        now = _now()
+        try:
             with measure_build("add") as build:
                 version = await self._build(
                     locked,
                     user_id,
-                    training_file_id,
+                    current.id,
                     current.name,
                     current,
                     records,
                     current.created_date,
                     now,
+                    progress,
                 )
                 build.wrote(json=version.json_file_size, jsonl=version.jsonl_file_size)
+            await progress.committing(_written(version))
             try:
                 async with locked.session(user_id) as conn:
                     first_position = current.conversation_count
-                    await rows.add_members(conn, training_file_id, ids, first_position, user_id)
+                    await rows.add_members(conn, current.id, ids, first_position, user_id)
                     await _verify_unchanged(conn, records)
                     # The database retires the replaced objects itself (a trigger).
-                    updated = await rows.update_version(
-                        conn, training_file_id, current.version, version
-                    )
+                    updated = await rows.update_version(conn, current.id, current.version, version)
                     if updated is None:
                         raise Conflict("the training file changed meanwhile; try again")
-                    return updated
             except BaseException:
                 await self._discard(version)
                 raise
+        except BaseException:
+            await self._unmark_processing(locked, user_id, current.id)
+            raise
+        await progress.committed(updated.version)
+        return updated
 
     async def set_archived(
         self, user_id: UUID, training_file_id: UUID, archived: bool
@@ -265,6 +304,7 @@ class TrainingFileService:
         records: list[ConversationRecord],
         created_date: datetime,
         now: datetime,
+        progress: BuildProgress,
     ) -> FileVersion:
         """Write the next version's objects; nothing in the database changes here."""
         first_position = current.conversation_count if current else 0
@@ -297,7 +337,7 @@ class TrainingFileService:
         number = current.version + 1 if current else 1
         keys = {kind: f"{file_id}/v{number}/training{kind.extension}" for kind in pieces.KINDS}
         heads = {FileFormat.JSON: json_header(header), FileFormat.JSONL: jsonl_header(header)}
-        new = await self._conversation_parts(records, first=current is None)
+        new = await self._conversation_parts(records, first=current is None, progress=progress)
         parts: dict[FileFormat, list[Part]] = {
             kind: [
                 *([heads[kind]] if kind in heads else []),
@@ -311,7 +351,10 @@ class TrainingFileService:
             async with asyncio.TaskGroup() as group:
                 composing = {
                     kind: group.create_task(
-                        self._storage.compose(TRAINING_BUCKET, keys[kind], parts[kind])
+                        _reporting_size(
+                            self._storage.compose(TRAINING_BUCKET, keys[kind], parts[kind]),
+                            progress,
+                        )
                     )
                     for kind in pieces.KINDS
                 }
@@ -346,7 +389,7 @@ class TrainingFileService:
         )
 
     async def _conversation_parts(
-        self, records: list[ConversationRecord], *, first: bool
+        self, records: list[ConversationRecord], *, first: bool, progress: BuildProgress
     ) -> dict[FileFormat, list[Part]]:
         """Each conversation's part of every object, in order: ranges of the pieces rendered
         at import, or (for rows whose pieces are missing or from an older rendering) rendered
@@ -357,12 +400,14 @@ class TrainingFileService:
             leading = first and index == 0
             stored = _stored_pieces(record, first=leading)
             if len(stored) == len(pieces.KINDS):
+                await progress.conversation_ready()
                 return dict(stored)
             async with limit:
                 document = await self._load(record)
             entry = pieces.entry_of(
                 record.conversation_id, vars(record), document["training_pairs"]
             )
+            await progress.conversation_ready()
             return {
                 kind: stored[kind]
                 if kind in stored
@@ -437,12 +482,22 @@ class TrainingFileService:
         if current is None:
             raise NotFound(f"training file {training_file_id} does not exist")
         _require_owner(current, user_id)
-        if current.status != TrainingFileStatus.ACTIVE:
+        # PROCESSING: another change is being built (or one crashed); this one waits its turn.
+        if current.status not in (TrainingFileStatus.ACTIVE, TrainingFileStatus.PROCESSING):
             raise Conflict(
                 f"training file {current.name!r} is {current.status}; restore it before adding",
                 code=ErrorCode.FILE_NOT_ACTIVE,
             )
         return current
+
+    async def _unmark_processing(
+        self, locked: LockedSession, user_id: UUID, training_file_id: UUID
+    ) -> None:
+        """Back to ACTIVE after a failed build (unless archived meanwhile). If even this fails,
+        the file stays PROCESSING until the next change or the maintenance sweep resets it."""
+        with contextlib.suppress(Exception):
+            async with locked.session(user_id) as conn:
+                await rows.end_processing(conn, training_file_id)
 
     async def _discard(self, version: FileVersion) -> None:
         await self._delete_quietly(*rows.object_paths(version))
@@ -504,6 +559,34 @@ async def _verify_unchanged(conn: asyncpg.Connection, built_from: list[Conversat
         )
 
 
+@contextlib.asynccontextmanager
+async def _reported(progress: BuildProgress) -> AsyncIterator[None]:
+    """Publish FAILED for a change that fails, with the code its client gets."""
+    try:
+        yield
+    except BaseException as error:
+        await progress.failed_by(error)
+        raise
+
+
+async def _reporting_size(composing: Awaitable[int], progress: BuildProgress) -> int:
+    size = await composing
+    await progress.wrote(size)
+    return size
+
+
+def _written(version: FileVersion) -> int:
+    return sum(
+        size or 0
+        for size in (
+            version.json_file_size,
+            version.jsonl_file_size,
+            version.openai_chat_file_size,
+            version.hf_dataset_file_size,
+        )
+    )
+
+
 def _require_owner(current: TrainingFileRecord, user_id: UUID) -> None:
     if current.created_by != user_id:
         raise Forbidden(f"training file {current.name!r} belongs to another user")
@@ -515,6 +598,20 @@ def _name_taken(problems: ProblemList, name: str) -> None:
         f"you already have a training file named {name!r} (names are unique among your own "
         "files, ignoring case)",
         field="name",
+    )
+
+
+def _id_taken(problems: ProblemList, file_id: UUID) -> None:
+    problems.add(
+        ErrorCode.ID_TAKEN, f"a training file with id {file_id} already exists", field="id"
+    )
+
+
+def _is_id_conflict(error: BaseException) -> bool:
+    """A create given the id of a file that exists (perhaps one the caller cannot see)."""
+    return (
+        isinstance(error, asyncpg.UniqueViolationError)
+        and error.constraint_name == "training_files_pkey"
     )
 
 

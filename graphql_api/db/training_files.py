@@ -238,8 +238,9 @@ RETURNING {_COLUMNS}
 _UPDATE_VERSION = f"""
 UPDATE training_files SET
     {", ".join(f"{c} = ${i}" for i, c in enumerate(_VERSION_COLUMNS, start=3))},
-    last_updated_at = ${3 + len(_VERSION_COLUMNS)}, updated_at = ${3 + len(_VERSION_COLUMNS)}
-WHERE id = $1 AND version = $2 AND status = 'active'
+    last_updated_at = ${3 + len(_VERSION_COLUMNS)}, updated_at = ${3 + len(_VERSION_COLUMNS)},
+    status = 'active'
+WHERE id = $1 AND version = $2 AND status IN ('active', 'processing')
 RETURNING {_COLUMNS}
 """
 
@@ -247,6 +248,15 @@ _SET_STATUS = f"""
 UPDATE training_files SET status = $2, updated_at = now() WHERE id = $1
 RETURNING {_COLUMNS}
 """
+
+# Neither touches updated_at: a build that fails leaves the row as it was.
+_START_PROCESSING = "UPDATE training_files SET status = 'processing' WHERE id = $1"
+
+_END_PROCESSING = (
+    "UPDATE training_files SET status = 'active' WHERE id = $1 AND status = 'processing'"
+)
+
+_PROCESSING = "SELECT id FROM training_files WHERE status = 'processing' ORDER BY id LIMIT $1"
 
 _INSERT_MEMBERS = """
 INSERT INTO training_file_conversations (training_file_id, conversation_id, position, added_by)
@@ -419,6 +429,20 @@ async def set_status(
 ) -> TrainingFileRecord | None:
     row = await conn.fetchrow(_SET_STATUS, file_id, status)
     return TrainingFileRecord.from_row(row) if row else None
+
+
+async def start_processing(conn: asyncpg.Connection, file_id: UUID) -> None:
+    await conn.execute(_START_PROCESSING, file_id)
+
+
+async def end_processing(conn: asyncpg.Connection, file_id: UUID) -> None:
+    """PROCESSING back to ACTIVE (a file archived meanwhile stays archived)."""
+    await conn.execute(_END_PROCESSING, file_id)
+
+
+async def processing(conn: asyncpg.Connection, limit: int) -> list[UUID]:
+    """Files marked PROCESSING: a build runs, or one crashed before putting them back."""
+    return [row["id"] for row in await conn.fetch(_PROCESSING, limit)]
 
 
 async def add_members(

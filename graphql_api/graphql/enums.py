@@ -82,6 +82,7 @@ class TrainingFileErrorCode(enum.Enum):
     BAD_USER_INPUT = ErrorCode.BAD_USER_INPUT.value
     INVALID_NAME = ErrorCode.INVALID_NAME.value
     NAME_TAKEN = ErrorCode.NAME_TAKEN.value
+    ID_TAKEN = ErrorCode.ID_TAKEN.value
     INVALID_DESCRIPTION = ErrorCode.INVALID_DESCRIPTION.value
     NO_CONVERSATIONS = ErrorCode.NO_CONVERSATIONS.value
     TOO_MANY_CONVERSATIONS = ErrorCode.TOO_MANY_CONVERSATIONS.value

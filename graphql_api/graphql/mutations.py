@@ -107,6 +107,12 @@ class CreateTrainingFileInput:
         description="1–80 distinct conversation uuids, each enriched (COMPLETED); the file "
         "keeps this order."
     )
+    id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="A uuid for the new file, chosen by the client so that it can subscribe to "
+        "`trainingFileProgress` before creating it; a new one when omitted (ID_TAKEN if a file "
+        "has it).",
+    )
 
 
 @strawberry.input(description="Conversations to append to a training file.")
@@ -174,7 +180,11 @@ class Mutation:
         return _file_payload(
             await _attempt(
                 lambda: ctx.services.training_files.create_training_file(
-                    user_id, input.name, input.description, list(input.conversation_ids)
+                    user_id,
+                    input.name,
+                    input.description,
+                    list(input.conversation_ids),
+                    input.id,
                 )
             )
         )

@@ -10,8 +10,9 @@ import logging
 from collections import Counter
 from datetime import UTC, datetime
 
+from ..db import training_files
 from ..db.database import Database
-from ..db.writers import WriterPool
+from ..db.writers import LockKind, WriterPool
 from ..storage.base import Storage
 from . import orphans
 from .report import Finding, State
@@ -32,7 +33,25 @@ async def clean_up(writers: WriterPool, storage: Storage) -> Counter[State]:
         if finding is not None:
             outcome[finding.state] += 1
             _log(finding)
+    await end_abandoned_builds(writers)
     return outcome
+
+
+async def end_abandoned_builds(writers: WriterPool, limit: int = 1000) -> int:
+    """Put back to ACTIVE the files left PROCESSING by a build that crashed: those whose
+    writer lock is free (a running build holds it until it has put its file back itself)."""
+    async with Database(writers.pool).session() as conn:
+        marked = await training_files.processing(conn, limit)
+    ended = 0
+    for file_id in marked:
+        async with writers.try_exclusive(LockKind.TRAINING_FILE, file_id) as locked:
+            if locked is None:
+                continue
+            async with locked.session() as conn:
+                await training_files.end_processing(conn, file_id)
+            ended += 1
+            log.info("training file %s: its build had stopped; ACTIVE again", file_id)
+    return ended
 
 
 def _log(finding: Finding) -> None:

@@ -11,6 +11,8 @@ from uuid import UUID
 import asyncpg
 
 from ..db.notifications import notify
+from ..errors import ErrorCode, UserError
+from ..failures import as_unavailable
 from .events import CHANNEL, Phase, ProgressEvent
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,14 @@ class BuildProgress:
 
     async def failed(self, code: str, message: str) -> None:
         await self._send(Phase.FAILED, error_code=code, error_message=message)
+
+    async def failed_by(self, error: BaseException) -> None:
+        """FAILED with the code and message the change's client gets for `error`."""
+        refusal = error if isinstance(error, UserError) else as_unavailable(error)
+        if refusal is None:
+            await self.failed(ErrorCode.INTERNAL_SERVER_ERROR, "internal server error")
+        else:
+            await self.failed(refusal.problems[0].code, refusal.message)
 
     async def _send(
         self,
