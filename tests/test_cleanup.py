@@ -105,7 +105,13 @@ async def test_the_server_cleans_up_at_start_and_every_interval(
     assert killed.key == f"{record.id}/v3/training.json"
     assert await read_all(storage, TRAINING_BUCKET, foreign) == b"not ours"
     assert sorted(await storage.list_keys(TRAINING_BUCKET)) == sorted(
-        [record.json_file_path, record.jsonl_file_path, foreign]
+        [
+            record.json_file_path,
+            record.jsonl_file_path,
+            record.openai_chat_file_path,
+            record.hf_dataset_file_path,
+            foreign,
+        ]
     )
     assert await storage.exists(CONVERSATION_BUCKET, live)  # its writer was alive throughout
 
