@@ -40,8 +40,9 @@ Measurements, all in that run and against that one server process per backend:
   that grew each file, so its memory counts. One exception, S3 files past 1,000: moto copies
   an UploadPartCopy's whole source and rebuilds the whole object when an upload completes,
   so each add costs moto time in proportion to the file and 125 adds of 80 would take it
-  most of an hour; those are built in-process through the service by adds of 2,000 (the cap
-  lifted in the bench process only). The result is the same objects and rows; on local
+  most of an hour; those are built in-process through the service by one create of the whole
+  file (the cap lifted in the bench process only). The result is the same objects and rows
+  (create+add gives the bytes of create(all), timestamps aside); on local
   storage, where how a file was built shapes it (an add links the old body's segments), all
   builds are adds of 80. Then 3 rounds of adding 80 new conversations to each file over
   GraphQL (sizes in alternating order), the median of the 3 per size. Target: add to 10,000
@@ -123,9 +124,8 @@ HUGE = 100_000
 # moto copies an UploadPartCopy's whole source object, and rebuilds the whole object when an
 # upload completes, so an add costs it time in proportion to the file: 125 adds of 80 to reach
 # 10,000 would take it the better part of an hour. S3 files past this size are therefore built
-# in-process, by adds of S3_BUILD_STEP (an object built so is the same bytes and rows).
+# by one create in the bench process (create+add gives the same bytes as create(all)).
 S3_GRAPHQL_BUILD_MAX = 1_000
-S3_BUILD_STEP = 2_000
 
 Create = Callable[[str, Sequence[UUID]], Awaitable[FileState]]
 Extend = Callable[[str, Sequence[UUID]], Awaitable[FileState]]
@@ -272,11 +272,13 @@ class Measurement:
         target = self.storage_root / f"bench-floor-{time.monotonic_ns()}.tmp"
         return io_floor(pieces, size, target)
 
-    def builder(self, size: int) -> tuple[str, int, Create, Extend]:
-        """How a file of `size` is built: GraphQL adds of 80 against the server, or on S3
-        past S3_GRAPHQL_BUILD_MAX, in-process adds of S3_BUILD_STEP (see the docstring)."""
+    def builder(self, size: int) -> tuple[int, int, Create, Extend, bool]:
+        """How a file of `size` is built: a create of 80 and GraphQL adds of 80 against the
+        server, or on S3 past S3_GRAPHQL_BUILD_MAX, one in-process create of the whole file
+        (see the docstring). Returns the create's size, the adds', both calls, and whether
+        they run in the bench process."""
         if self.result.name == "s3" and size > S3_GRAPHQL_BUILD_MAX:
-            lift_request_cap(S3_BUILD_STEP)
+            lift_request_cap(size)
 
             async def create(name: str, ids: Sequence[UUID]) -> FileState:
                 return await self.owner.create(USER, name, ids)
@@ -284,17 +286,21 @@ class Measurement:
             async def add(file_id: str, ids: Sequence[UUID]) -> FileState:
                 return await self.owner.add(USER, file_id, ids)
 
-            return f"in-process add of ≤ {S3_BUILD_STEP:,}", S3_BUILD_STEP, create, add
-        return f"GraphQL add of ≤ {BATCH}", BATCH, self.api.create, self.api.add
+            return size, size, create, add, True
+        return BATCH, BATCH, self.api.create, self.api.add, False
 
     async def build(self, ids: Sequence[UUID], size: int) -> FileState:
-        """A file of `size`: a create of 80, then adds, retired versions swept after each;
+        """A file of `size`: a create, then adds, retired versions swept after each;
         progress about every fifth of the way."""
-        how, batch_size, create, add = self.builder(size)
-        say(f"  building the file of {size:,}: a create of {BATCH}, then {how} each")
+        first, batch_size, create, add, in_process = self.builder(size)
+        if in_process:
+            how = f"1 in-process create of {size:,}"
+        else:
+            how = f"create of {first} + {-(-(size - first) // batch_size)} GraphQL adds of ≤ {batch_size}"
+        say(f"  building the file of {size:,}: {how}")
         self.start_phase()
         started = time.perf_counter()
-        state = await create(f"bench file of {size}", ids[:BATCH])
+        state = await create(f"bench file of {size}", ids[:first])
         adds = 0
         step = max(size // 5, BATCH)
         while state.conversations < size:
@@ -310,6 +316,7 @@ class Measurement:
                     f"server RSS {rss_mb(self.server.pid):.0f} MB"
                 )
         seconds = time.perf_counter() - started
+        say(f"    built in {seconds:,.0f} s")
         self.result.builds[size] = Build(size, adds, seconds, how)
         self.end_phase(f"build of {size:,}")
         return state

@@ -88,7 +88,7 @@ def floor_seconds(result: BackendResult) -> list[float]:
 def report_adds(result: BackendResult, batch: int) -> None:
     s3 = result.name == "s3"
     header = (
-        f"{'file':>7} {'MB':>6} | {'built by':<39} | {f'add {batch}, ms':>22} {'median':>6} | "
+        f"{'file':>7} {'MB':>6} | {'built by':<44} | {f'add {batch}, ms':>22} {'median':>6} | "
         f"{'server':>6} {'wait':>5} {'PG':>5}"
         + (f" {'moto':>6}" if s3 else f" | {'files':>5} {'wrote':>5}")
     )
@@ -96,11 +96,11 @@ def report_adds(result: BackendResult, batch: int) -> None:
     say("-" * len(header))
     for size, adds in sorted(result.adds.items()):
         build = result.builds.get(size)
-        built = f"{build.how} × {build.adds}, {build.seconds:,.0f} s" if build else "—"
+        built = f"{build.how}, {build.seconds:,.0f} s" if build else "—"
         runs = ", ".join(ms(a.seconds) for a in adds)
         cpus = [a.cpu for a in adds]
         line = (
-            f"{size:>7,} {adds[0].before_bytes / MB:>6,.0f} | {built:<39} | {runs:>22} "
+            f"{size:>7,} {adds[0].before_bytes / MB:>6,.0f} | {built:<44} | {runs:>22} "
             f"{ms(add_median(result, size)):>6} | {ms(median([c.server for c in cpus])):>6} "
             f"{ms(median([c.server_waiting for c in cpus])):>5} "
             f"{ms(median([c.postgres for c in cpus])):>5}"
@@ -114,7 +114,7 @@ def report_adds(result: BackendResult, batch: int) -> None:
         say(line)
     legend = [
         "(file: conversations before the first measured add, MB: its JSON + JSONL then;",
-        f" built by: the adds after its create of {batch}; each measured add puts {batch} new",
+        f" built by: how the file was made, and how long it took; each measured add puts {batch} new",
         " conversations in; server, PG" + (", moto" if s3 else "") + ": ms of CPU used per add"
         " (median) by the server,",
         " PostgreSQL (all its processes)"
