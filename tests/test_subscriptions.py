@@ -54,8 +54,10 @@ def workdir() -> Iterator[Path]:
 
 @pytest.fixture
 async def servers(
-    database_urls: DatabaseUrls, owner_writers: WriterPool, workdir: Path
+    database_urls: DatabaseUrls, owner_writers: WriterPool, workdir: Path, db: Database
 ) -> AsyncIterator[tuple[list[ApiServer], list[UUID]]]:
+    """Two servers on one database, over conversations of their own (`db` empties the
+    database after the test)."""
     storage_dir = workdir / "storage"
     importer = ConversationImporter(owner_writers, LocalStorage(storage_dir))
     # Conversations of their own: the database outlives this test's storage, and a re-import of

@@ -493,10 +493,15 @@ class TrainingFileService:
     async def _unmark_processing(
         self, locked: LockedSession, user_id: UUID, training_file_id: UUID
     ) -> None:
-        """Back to ACTIVE after a failed build (unless archived meanwhile). If even this fails,
-        the file stays PROCESSING until the next change or the maintenance sweep resets it."""
+        """Back to ACTIVE after a failed build (unless archived meanwhile), on the locked
+        connection, else (it is what failed) on another. If both fail, the file stays
+        PROCESSING until the next change to it or the clean-up's next round."""
         with contextlib.suppress(Exception):
             async with locked.session(user_id) as conn:
+                await rows.end_processing(conn, training_file_id)
+            return
+        with contextlib.suppress(Exception):
+            async with self._db.session(user_id) as conn:
                 await rows.end_processing(conn, training_file_id)
 
     async def _discard(self, version: FileVersion) -> None:
