@@ -34,6 +34,8 @@ class ErrorCode(enum.StrEnum):
     NOT_FOUND = "NOT_FOUND"
     NOT_ELIGIBLE = "NOT_ELIGIBLE"
     ALREADY_IN_FILE = "ALREADY_IN_FILE"
+    NOT_IN_FILE = "NOT_IN_FILE"
+    WOULD_BE_EMPTY = "WOULD_BE_EMPTY"
     FILE_NOT_ACTIVE = "FILE_NOT_ACTIVE"
     NOT_READY = "NOT_READY"
     CONVERSATION_CHANGED = "CONVERSATION_CHANGED"
@@ -74,6 +76,9 @@ MEANING: dict[ErrorCode, str] = {
     ErrorCode.NOT_FOUND: "The training file or some of the conversations do not exist.",
     ErrorCode.NOT_ELIGIBLE: "Conversations that are not enriched or have no stored file.",
     ErrorCode.ALREADY_IN_FILE: "Conversations that are already in the training file.",
+    ErrorCode.NOT_IN_FILE: "Conversations to remove that are not in the training file.",
+    ErrorCode.WOULD_BE_EMPTY: "Removing every conversation of a training file: a file keeps "
+    "at least one (delete the file instead).",
     ErrorCode.FILE_NOT_ACTIVE: "The training file is archived: restore it before changing it.",
     ErrorCode.NOT_READY: "The training file has no object in this format yet.",
     ErrorCode.CONVERSATION_CHANGED: "A conversation was re-imported while the file was built, "

@@ -3,6 +3,7 @@
     GET  /api/training-files                              200 {"files": [...]}
     POST /api/training-files                              201 {"trainingFile": {...}}
     POST /api/training-files/{id}/add-conversations       200 {"trainingFile": {...}}
+    POST /api/training-files/{id}/remove-conversations    200 {"trainingFile": {...}}
     GET  /api/training-files/{id}/download?format=json|jsonl|openai_chat|hf_dataset
                                                           200 {download_url, filename,
                                                                expires_in_seconds, expires_at}
@@ -108,6 +109,7 @@ def rest_routes() -> list[BaseRoute]:
         Route(BASE_PATH, _files, methods=["GET", "POST"]),
         Route(f"{BASE_PATH}/{{id}}", _delete, methods=["DELETE"]),
         Route(f"{BASE_PATH}/{{id}}/add-conversations", _add_conversations, methods=["POST"]),
+        Route(f"{BASE_PATH}/{{id}}/remove-conversations", _remove_conversations, methods=["POST"]),
         Route(f"{BASE_PATH}/{{id}}/download", _download, methods=["GET"]),
         Route(IMPORT_PATH, _import_conversation, methods=["POST"]),
     ]
@@ -301,6 +303,17 @@ async def _add_conversations(request: Request) -> Response:
     file_id = _file_id(request)
     body = await _json_object(request)
     record = await _services(request).training_files.add_conversations(
+        user_id, file_id, body.get("conversation_ids")
+    )
+    return JSONResponse({"trainingFile": training_file_json(record)})
+
+
+@_rest_errors
+async def _remove_conversations(request: Request) -> Response:
+    user_id = _user_id(request)
+    file_id = _file_id(request)
+    body = await _json_object(request)
+    record = await _services(request).training_files.remove_conversations(
         user_id, file_id, body.get("conversation_ids")
     )
     return JSONResponse({"trainingFile": training_file_json(record)})

@@ -132,14 +132,18 @@ async def test_another_users_row_can_be_neither_updated_nor_deleted(
         await _refused(attacker, "DELETE FROM retired_objects")
         is asyncpg.InsufficientPrivilegeError
     )
-    assert (
-        await _refused(
-            attacker,
-            "DELETE FROM training_file_conversations WHERE training_file_id = $1",
-            victims.id,
-        )
-        is asyncpg.InsufficientPrivilegeError
-    )
+    # Junction rows may be deleted and moved (removeConversations, 0011), but the policies show
+    # only those of the caller's own files, and no row can be moved to another file or
+    # conversation.
+    victim_members = "WHERE training_file_id = $1"
+    for change in (
+        f"DELETE FROM training_file_conversations {victim_members}",
+        f"UPDATE training_file_conversations SET position = position + 10 {victim_members}",
+    ):
+        assert (await attacker.execute(change, victims.id)).endswith(" 0")
+    for column in ("training_file_id", "conversation_id", "added_by"):
+        moved = f"UPDATE training_file_conversations SET {column} = $1 {victim_members}"
+        assert await _refused(attacker, moved, victims.id) is asyncpg.InsufficientPrivilegeError
     async with db.session() as conn:
         row = await conn.fetchrow(
             "SELECT name, json_file_path FROM training_files WHERE id = $1", victims.id

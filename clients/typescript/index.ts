@@ -53,7 +53,10 @@ export function trainingFileAdvice(code: TrainingFileErrorCode): string {
     case "NOT_FOUND":
     case "NOT_ELIGIBLE":
     case "ALREADY_IN_FILE":
+    case "NOT_IN_FILE":
       return "pick other conversations";
+    case "WOULD_BE_EMPTY":
+      return "keep at least one conversation, or delete the file";
     case "FILE_NOT_ACTIVE":
       return "restore the file first";
     case "CONVERSATION_CHANGED":

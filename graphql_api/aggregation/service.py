@@ -3,7 +3,9 @@
 A change writes new, immutable objects under `<file_id>/v<version>/`, then one transaction
 points the row at them (statistics, sizes, body offsets, version) and adds the junction rows.
 Old objects are retired, not deleted: they stay until every download link to them has expired.
-An add copies the old body as one byte range, so it reads and renders only what is added.
+An add copies the old body as one byte range, so it reads and renders only what is added; a
+removal copies the old body's bytes around the removed conversations, as recorded in the
+junction rows (removal.py), so it reads and renders none of them.
 
 A version has four objects: the full JSON and the JSONL (`brightrun-lora-v4`), and the trainer
 exports OPENAI_CHAT and HF_DATASET (exports.py). The two exports have no header, so an add
@@ -30,7 +32,7 @@ from ..db import conversations as conversation_rows
 from ..db import training_files as rows
 from ..db.conversations import ConversationRecord
 from ..db.database import Database, Reader
-from ..db.training_files import FileVersion, MemberStats, TrainingFileRecord
+from ..db.training_files import FileVersion, MemberRanges, MemberStats, TrainingFileRecord
 from ..db.writers import LockedSession, LockKind, WriterPool
 from ..domain.enums import EnrichmentStatus, FileFormat, TrainingFileStatus
 from ..domain.limits import LINK_TTL_SECONDS, TARGET_MODEL, VERTICAL, cents, percentage
@@ -47,12 +49,21 @@ from ..storage.base import (
     Storage,
     read_all,
 )
-from . import pieces
+from . import pieces, removal
 from .format import JSON_FOOTER, Distribution, FileHeader, QualitySummary, json_header, jsonl_header
 from .requests import check_chosen_id, check_description, check_ids, check_name
 
 # The trainer-ready exports; their objects are their bodies (no header, no footer).
 _EXPORTS = (FileFormat.OPENAI_CHAT, FileFormat.HF_DATASET)
+
+
+@dataclass(frozen=True)
+class Removal:
+    """How the junction rows follow a removal's version: moved up over the gaps in SQL, or
+    (for a version written anew) renumbered in `kept`'s order with its ranges."""
+
+    removed_ids: list[UUID]
+    kept: list[tuple[UUID, MemberRanges | None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +128,7 @@ class TrainingFileService:
             async with _reported(progress):
                 await progress.building()
                 with measure_build("create") as build:
-                    version = await self._build(
+                    version, ranges = await self._build(
                         locked, user_id, file_id, checked_name, None, records, now, now, progress
                     )
                     build.wrote(json=version.json_file_size, jsonl=version.jsonl_file_size)
@@ -127,7 +138,7 @@ class TrainingFileService:
                         record = await rows.insert(
                             conn, file_id, checked_name, checked_description, user_id, version
                         )
-                        await rows.add_members(conn, file_id, ids, 0, user_id)
+                        await rows.add_members(conn, file_id, ids, 0, user_id, ranges)
                         await _verify_unchanged(conn, records)
                 except BaseException as error:
                     await self._discard(version)
@@ -188,7 +199,7 @@ class TrainingFileService:
         now = _now()
         try:
             with measure_build("add") as build:
-                version = await self._build(
+                version, ranges = await self._build(
                     locked,
                     user_id,
                     current.id,
@@ -204,8 +215,80 @@ class TrainingFileService:
             try:
                 async with locked.session(user_id) as conn:
                     first_position = current.conversation_count
-                    await rows.add_members(conn, current.id, ids, first_position, user_id)
+                    await rows.add_members(conn, current.id, ids, first_position, user_id, ranges)
                     await _verify_unchanged(conn, records)
+                    # The database retires the replaced objects itself (a trigger).
+                    updated = await rows.update_version(conn, current.id, current.version, version)
+                    if updated is None:
+                        raise Conflict("the training file changed meanwhile; try again")
+            except BaseException:
+                await self._discard(version)
+                raise
+        except BaseException:
+            await self._unmark_processing(locked, user_id, current.id)
+            raise
+        await progress.committed(updated.version)
+        return updated
+
+    async def remove_conversations(
+        self, user_id: UUID, training_file_id: UUID, conversation_ids: object
+    ) -> TrainingFileRecord:
+        """Build the version without these conversations from the current one's bytes around
+        them, so a removal reads and renders nothing of the conversations that stay."""
+        problems = ProblemList()
+        ids = check_ids(conversation_ids, problems)
+        problems.raise_if_any("no conversations were removed")
+        # Refuse what can be refused before queueing for the file's lock.
+        async with self._db.session(user_id) as conn:
+            await self._owned_active_file(conn, user_id, training_file_id)
+
+        async with self._writers.exclusive(LockKind.TRAINING_FILE, training_file_id) as locked:
+            progress = BuildProgress(on_connection(locked.connection), training_file_id, 0)
+            async with _reported(progress):
+                async with locked.session(user_id) as conn:
+                    current = await self._owned_active_file(conn, user_id, training_file_id)
+                    removed = await rows.removed_members(conn, training_file_id, ids)
+                _check_removable(current, ids, removed, problems)
+                problems.raise_if_any("no conversations were removed")
+                # Committed at once, so that every reader sees the file being changed.
+                async with locked.session(user_id) as conn:
+                    await rows.start_processing(conn, training_file_id)
+                return await self._remove(locked, user_id, current, removed, progress)
+
+    async def _remove(
+        self,
+        locked: LockedSession,
+        user_id: UUID,
+        current: TrainingFileRecord,
+        removed: list[rows.RemovedMember],
+        progress: BuildProgress,
+    ) -> TrainingFileRecord:
+        """As `_add`: build and commit the next version, or put the file back as it was."""
+        # The conversations that stay are copied, not rendered: all of them are ready at once.
+        kept = current.conversation_count - len(removed)
+        progress.expect(kept)
+        progress.advanced_to(kept)
+        await progress.building()
+        now = _now()
+        try:
+            with measure_build("remove") as build:
+                version, change = await self._build_without(
+                    locked, user_id, current, removed, now, progress
+                )
+                build.wrote(json=version.json_file_size, jsonl=version.jsonl_file_size)
+            await progress.committing(_written(version))
+            try:
+                async with locked.session(user_id) as conn:
+                    if change.kept is None:
+                        await rows.remove_members(conn, current.id, change.removed_ids)
+                    else:
+                        await rows.remove_members_renumbered(
+                            conn,
+                            current.id,
+                            change.removed_ids,
+                            [member for member, _ in change.kept],
+                            [ranges for _, ranges in change.kept],
+                        )
                     # The database retires the replaced objects itself (a trigger).
                     updated = await rows.update_version(conn, current.id, current.version, version)
                     if updated is None:
@@ -305,8 +388,9 @@ class TrainingFileService:
         created_date: datetime,
         now: datetime,
         progress: BuildProgress,
-    ) -> FileVersion:
-        """Write the next version's objects; nothing in the database changes here."""
+    ) -> tuple[FileVersion, list[MemberRanges]]:
+        """Write the next version's objects; nothing in the database changes here. Returns
+        the version and where each of `records` lies in it."""
         first_position = current.conversation_count if current else 0
         new_ids = [r.conversation_id for r in records]
         existing_id = current.id if current else None
@@ -320,23 +404,9 @@ class TrainingFileService:
                 else []
             )
 
-        quality = _quality(stats)
-        header = FileHeader(
-            file_name=name,
-            created_date=created_date,
-            last_updated=now,
-            target_model=TARGET_MODEL,
-            vertical=VERTICAL,
-            total_conversations=stats.conversation_count,
-            total_training_pairs=stats.total_pairs,
-            trainable_pairs=stats.trainable_pairs,
-            quality=quality,
-            distribution=_distribution_for_header(distribution),
-            consultant_profile=stats.consultant_profile or DEFAULT_CONSULTANT_PROFILE,
-        )
+        header = _header(name, created_date, now, stats, distribution)
         number = current.version + 1 if current else 1
-        keys = {kind: f"{file_id}/v{number}/training{kind.extension}" for kind in pieces.KINDS}
-        heads = {FileFormat.JSON: json_header(header), FileFormat.JSONL: jsonl_header(header)}
+        heads = _heads(header)
         new = await self._conversation_parts(records, first=current is None, progress=progress)
         parts: dict[FileFormat, list[Part]] = {
             kind: [
@@ -346,6 +416,33 @@ class TrainingFileService:
             ]
             for kind in pieces.KINDS
         }
+        version = await self._write(
+            file_id, number, heads, parts, stats, distribution, now, progress
+        )
+        # The new members end the bodies: their ranges count back from the ends.
+        lengths = [
+            {kind: _length([new[kind][i]]) for kind in pieces.KINDS} for i in range(len(records))
+        ]
+        ends = _body_lengths(version)
+        starts = {
+            kind: ends[kind] - sum(length[kind] for length in lengths) for kind in pieces.KINDS
+        }
+        return version, removal.consecutive(starts, lengths)
+
+    async def _write(
+        self,
+        file_id: UUID,
+        number: int,
+        heads: dict[FileFormat, bytes],
+        parts: dict[FileFormat, list[Part]],
+        stats: MemberStats,
+        distribution: list[rows.DistributionRow],
+        now: datetime,
+        progress: BuildProgress,
+    ) -> FileVersion:
+        """Compose version `number`'s four objects of `parts` (the JSON's footer is added
+        here); on any failure, delete whatever of them was written."""
+        keys = {kind: f"{file_id}/v{number}/training{kind.extension}" for kind in pieces.KINDS}
         parts[FileFormat.JSON].append(JSON_FOOTER)
         try:
             async with asyncio.TaskGroup() as group:
@@ -362,6 +459,7 @@ class TrainingFileService:
             await self._delete_quietly(*keys.values())
             raise group_error.exceptions[0] from None
         size = {kind: task.result() for kind, task in composing.items()}
+        quality = _quality(stats)
 
         return FileVersion(
             version=number,
@@ -370,9 +468,9 @@ class TrainingFileService:
             json_file_size=size[FileFormat.JSON],
             jsonl_file_size=size[FileFormat.JSONL],
             json_body_start=len(heads[FileFormat.JSON]),
-            json_body_end=_length(parts[FileFormat.JSON][:-1]),
+            json_body_end=size[FileFormat.JSON] - len(JSON_FOOTER),
             jsonl_body_start=len(heads[FileFormat.JSONL]),
-            jsonl_body_end=_length(parts[FileFormat.JSONL]),
+            jsonl_body_end=size[FileFormat.JSONL],
             openai_chat_file_path=keys[FileFormat.OPENAI_CHAT],
             openai_chat_file_size=size[FileFormat.OPENAI_CHAT],
             hf_dataset_file_path=keys[FileFormat.HF_DATASET],
@@ -387,6 +485,79 @@ class TrainingFileService:
             scaffolding_distribution=_distribution_for_row(distribution),
             updated_at=now,
         )
+
+    async def _build_without(
+        self,
+        locked: LockedSession,
+        user_id: UUID,
+        current: TrainingFileRecord,
+        removed: list[rows.RemovedMember],
+        now: datetime,
+        progress: BuildProgress,
+    ) -> tuple[FileVersion, Removal]:
+        """Write the version of `current` without the `removed` members: the old objects'
+        bytes around them, copied as ranges (one per gap), under a new header. A file with a
+        member of unknown ranges (from before 0011) is written anew from its kept members'
+        pieces instead, once."""
+        removed_ids = [m.conversation_id for m in removed]
+        gone = set(removed_ids)
+        async with locked.session(user_id) as conn:
+            stats = await rows.member_stats(conn, current.id, [], 0, removed_ids)
+            distribution = await rows.distribution(conn, current.id, [], 0, removed_ids)
+            copyable = _has_exports(current) and not await rows.has_unranged_member(
+                conn, current.id
+            )
+            kept = (
+                []
+                if copyable
+                else [
+                    m
+                    for m in await rows.member_pieces(conn, current.id)
+                    if m.conversation_id not in gone
+                ]
+            )
+        header = _header(current.name, current.created_date, now, stats, distribution)
+        heads = _heads(header)
+        if copyable:
+            bodies = {kind: self._body_around(current, kind, removed) for kind in pieces.KINDS}
+        else:
+            bodies = {
+                kind: [
+                    self._member_part(member, kind, first=index == 0)
+                    for index, member in enumerate(kept)
+                ]
+                for kind in pieces.KINDS
+            }
+        parts: dict[FileFormat, list[Part]] = {
+            kind: [*([heads[kind]] if kind in heads else []), *bodies[kind]]
+            for kind in pieces.KINDS
+        }
+        version = await self._write(
+            current.id, current.version + 1, heads, parts, stats, distribution, now, progress
+        )
+        if copyable:
+            return version, Removal(removed_ids)
+        return version, Removal(removed_ids, kept=_rebuilt_ranges(kept, bodies))
+
+    def _body_around(
+        self, current: TrainingFileRecord, kind: FileFormat, removed: list[rows.RemovedMember]
+    ) -> list[Part]:
+        """The current body of `kind` without the `removed` members, as ranges of its object."""
+        key, size = _object(current, kind)
+        assert key is not None and size is not None
+        start = {
+            FileFormat.JSON: current.json_body_start,
+            FileFormat.JSONL: current.jsonl_body_start,
+        }
+        end = {FileFormat.JSON: current.json_body_end, FileFormat.JSONL: current.jsonl_body_end}
+        body_start, body_end = start.get(kind, 0), end.get(kind, size)
+        assert body_start is not None and body_end is not None
+        spans = removal.kept_spans(
+            [removal.span(m.ranges, kind) for m in removed if m.ranges is not None],
+            body_end - body_start,
+            separator=removal.JSON_SEPARATOR_BYTES if kind is FileFormat.JSON else 0,
+        )
+        return [CopyRange(key, body_start + s, body_start + e) for s, e in spans]
 
     async def _conversation_parts(
         self, records: list[ConversationRecord], *, first: bool, progress: BuildProgress
@@ -445,18 +616,22 @@ class TrainingFileService:
         assert start is not None and end is not None
         return [CopyRange(key, start, end)]
 
-    def _member_part(self, member: rows.MemberPieces, kind: FileFormat) -> Part:
-        """A member's part of an export: its stored piece, else rendered when it is written
+    def _member_part(
+        self, member: rows.MemberPieces, kind: FileFormat, *, first: bool = False
+    ) -> Part:
+        """A member's part of an object: its stored piece, else rendered when it is written
         (one file at a time, so memory stays flat however many members need it)."""
-        stored = _stored_pieces(member, first=False)
+        stored = _stored_pieces(member, first=first)
         if kind in stored:
             return stored[kind]
-        return self._rendered(member, kind)
+        return self._rendered(member, kind, first=first)
 
-    async def _rendered(self, member: rows.MemberPieces, kind: FileFormat) -> AsyncIterator[bytes]:
+    async def _rendered(
+        self, member: rows.MemberPieces, kind: FileFormat, *, first: bool
+    ) -> AsyncIterator[bytes]:
         document = await self._load(member)
         entry = pieces.entry_of(member.conversation_id, vars(member), document["training_pairs"])
-        yield pieces.render_one(entry, kind)
+        yield pieces.render_one(entry, kind, first=first)
 
     async def _load(self, record: ConversationRecord | rows.MemberPieces) -> dict[str, Any]:
         assert record.enriched_file_path is not None
@@ -485,7 +660,7 @@ class TrainingFileService:
         # PROCESSING: another change is being built (or one crashed); this one waits its turn.
         if current.status not in (TrainingFileStatus.ACTIVE, TrainingFileStatus.PROCESSING):
             raise Conflict(
-                f"training file {current.name!r} is {current.status}; restore it before adding",
+                f"training file {current.name!r} is {current.status}; restore it before changing it",
                 code=ErrorCode.FILE_NOT_ACTIVE,
             )
         return current
@@ -545,6 +720,30 @@ async def _eligible(
             conversation_ids=ineligible,
         )
     return [found[i] for i in ids if i in found and i not in ineligible]
+
+
+def _check_removable(
+    current: TrainingFileRecord,
+    ids: list[UUID],
+    removed: list[rows.RemovedMember],
+    problems: ProblemList,
+) -> None:
+    members = {m.conversation_id for m in removed}
+    absent = [i for i in ids if i not in members]
+    if absent:
+        problems.add(
+            ErrorCode.NOT_IN_FILE,
+            f"conversations not in training file {current.name!r}: {', '.join(map(str, absent))}",
+            field="conversation_ids",
+            conversation_ids=absent,
+        )
+    elif len(removed) == current.conversation_count:
+        problems.add(
+            ErrorCode.WOULD_BE_EMPTY,
+            f"removing all {len(removed)} conversations would leave training file "
+            f"{current.name!r} empty; a file keeps at least one (delete the file instead)",
+            field="conversation_ids",
+        )
 
 
 async def _verify_unchanged(conn: asyncpg.Connection, built_from: list[ConversationRecord]) -> None:
@@ -671,6 +870,56 @@ def _length(parts: Sequence[Part]) -> int:
         assert isinstance(part, (bytes, CopyRange))
         total += len(part) if isinstance(part, bytes) else part.end - part.start
     return total
+
+
+def _header(
+    name: str,
+    created_date: datetime,
+    now: datetime,
+    stats: MemberStats,
+    distribution: list[rows.DistributionRow],
+) -> FileHeader:
+    return FileHeader(
+        file_name=name,
+        created_date=created_date,
+        last_updated=now,
+        target_model=TARGET_MODEL,
+        vertical=VERTICAL,
+        total_conversations=stats.conversation_count,
+        total_training_pairs=stats.total_pairs,
+        trainable_pairs=stats.trainable_pairs,
+        quality=_quality(stats),
+        distribution=_distribution_for_header(distribution),
+        consultant_profile=stats.consultant_profile or DEFAULT_CONSULTANT_PROFILE,
+    )
+
+
+def _heads(header: FileHeader) -> dict[FileFormat, bytes]:
+    """What comes before the body in each object (the exports have nothing)."""
+    return {FileFormat.JSON: json_header(header), FileFormat.JSONL: jsonl_header(header)}
+
+
+def _body_lengths(version: FileVersion) -> dict[FileFormat, int]:
+    return {
+        FileFormat.JSON: version.json_body_end - version.json_body_start,
+        FileFormat.JSONL: version.jsonl_body_end - version.jsonl_body_start,
+        FileFormat.OPENAI_CHAT: version.openai_chat_file_size,
+        FileFormat.HF_DATASET: version.hf_dataset_file_size,
+    }
+
+
+def _rebuilt_ranges(
+    kept: list[rows.MemberPieces], bodies: dict[FileFormat, list[Part]]
+) -> list[tuple[UUID, MemberRanges | None]]:
+    """The members of a version written anew, with their ranges; None for all of them when a
+    part was rendered during the write (its length was not known before)."""
+    if not all(isinstance(part, bytes | CopyRange) for body in bodies.values() for part in body):
+        return [(m.conversation_id, None) for m in kept]
+    lengths = [
+        {kind: _length([bodies[kind][i]]) for kind in pieces.KINDS} for i in range(len(kept))
+    ]
+    ranges = removal.consecutive(dict.fromkeys(pieces.KINDS, 0), lengths)
+    return [(m.conversation_id, r) for m, r in zip(kept, ranges, strict=True)]
 
 
 def _cents(value: Decimal | None) -> Decimal | None:

@@ -112,6 +112,32 @@ ORDER BY j.position
 
 
 @dataclass(frozen=True)
+class MemberRanges:
+    """A member's bytes [start, end) in each object of its file's current version, relative to
+    the object's body start (0 for the trainer exports, which have no header); its JSON range
+    includes the "," before it, unless it is the first member (0011)."""
+
+    json_start: int
+    json_end: int
+    jsonl_start: int
+    jsonl_end: int
+    openai_chat_start: int
+    openai_chat_end: int
+    hf_dataset_start: int
+    hf_dataset_end: int
+
+
+_RANGE_COLUMNS = tuple(f.name for f in fields(MemberRanges))
+
+
+@dataclass(frozen=True)
+class RemovedMember:
+    conversation_id: UUID
+    position: int
+    ranges: MemberRanges | None  # None: a row from before 0011
+
+
+@dataclass(frozen=True)
 class DistributionRow:
     kind: str  # personas | emotional_arcs | training_topics
     key: str
@@ -172,12 +198,13 @@ def object_paths(row: _HasPaths) -> tuple[str, ...]:
     return tuple(p for p in paths if p is not None)
 
 
-# The members of a file after a change: its junction rows plus the ids being added ($2), which
-# take positions from $3 on. Both the header statistics and the distribution read from this.
+# The members of a file after a change: its junction rows but those being removed ($4), plus
+# the ids being added ($2), which take positions from $3 on. Both the header statistics and the
+# distribution read from this (positions may have gaps: only their order matters).
 _MEMBERS = """
 WITH members AS (
     SELECT conversation_id, position FROM training_file_conversations
-    WHERE training_file_id = $1
+    WHERE training_file_id = $1 AND conversation_id <> ALL($4::uuid[])
     UNION ALL
     SELECT id, $3::int + (ord - 1)::int FROM unnest($2::uuid[]) WITH ORDINALITY AS n(id, ord)
 ), member_rows AS (
@@ -258,10 +285,85 @@ _END_PROCESSING = (
 
 _PROCESSING = "SELECT id FROM training_files WHERE status = 'processing' ORDER BY id LIMIT $1"
 
-_INSERT_MEMBERS = """
-INSERT INTO training_file_conversations (training_file_id, conversation_id, position, added_by)
-SELECT $1, id, $3::int + (ord - 1)::int, $4
-FROM unnest($2::uuid[]) WITH ORDINALITY AS n(id, ord)
+_RANGES = ", ".join(_RANGE_COLUMNS)
+
+
+def _range_arrays(first: int) -> str:
+    """Parameters $first... as one bigint[] per range column, for unnest."""
+    return ", ".join(f"${i}::bigint[]" for i in range(first, first + len(_RANGE_COLUMNS)))
+
+
+_INSERT_MEMBERS = f"""
+INSERT INTO training_file_conversations (training_file_id, conversation_id, position, added_by,
+    {_RANGES})
+SELECT $1, id, $3::int + (ord - 1)::int, $4, {_RANGES}
+FROM unnest($2::uuid[], {_range_arrays(5)}) WITH ORDINALITY AS n(id, {_RANGES}, ord)
+"""
+
+_REMOVED_MEMBERS = f"""
+SELECT conversation_id, position, {_RANGES} FROM training_file_conversations
+WHERE training_file_id = $1 AND conversation_id = ANY($2::uuid[])
+ORDER BY position
+"""
+
+_UNRANGED_MEMBER = """
+SELECT EXISTS (SELECT 1 FROM training_file_conversations
+               WHERE training_file_id = $1 AND json_start IS NULL)
+"""
+
+
+# One statement: delete the removed members ($2) and move every member after the first of them
+# up by what was removed before it, in positions and in bytes. When the file's first member
+# goes, its successor (first now) loses the "," its JSON range began with, and every member
+# after that one moves one byte more. Positions are unique at the statement's end (0011).
+_REMOVE_MEMBERS = f"""
+WITH removed AS (
+    DELETE FROM training_file_conversations
+    WHERE training_file_id = $1 AND conversation_id = ANY($2::uuid[])
+    RETURNING position, {_RANGES}
+), comma AS (
+    SELECT CASE WHEN min(position) = 0 THEN 1 ELSE 0 END AS bytes FROM removed
+), moved AS (
+    SELECT k.id,
+           k.position - b.members AS position,
+           k.json_start - b.json
+               - CASE WHEN k.position - b.members > 0 THEN c.bytes ELSE 0 END AS json_start,
+           k.json_end - b.json - c.bytes AS json_end,
+           k.jsonl_start - b.jsonl AS jsonl_start, k.jsonl_end - b.jsonl AS jsonl_end,
+           k.openai_chat_start - b.openai_chat AS openai_chat_start,
+           k.openai_chat_end - b.openai_chat AS openai_chat_end,
+           k.hf_dataset_start - b.hf_dataset AS hf_dataset_start,
+           k.hf_dataset_end - b.hf_dataset AS hf_dataset_end
+    FROM training_file_conversations k
+    CROSS JOIN comma c
+    CROSS JOIN LATERAL (
+        SELECT count(*)::int AS members,
+               coalesce(sum(r.json_end - r.json_start), 0) AS json,
+               coalesce(sum(r.jsonl_end - r.jsonl_start), 0) AS jsonl,
+               coalesce(sum(r.openai_chat_end - r.openai_chat_start), 0) AS openai_chat,
+               coalesce(sum(r.hf_dataset_end - r.hf_dataset_start), 0) AS hf_dataset
+        FROM removed r WHERE r.position < k.position
+    ) b
+    WHERE k.training_file_id = $1 AND k.conversation_id <> ALL($2::uuid[])
+      AND k.position > (SELECT min(position) FROM removed)
+)
+UPDATE training_file_conversations j SET
+    position = m.position, {", ".join(f"{c} = m.{c}" for c in _RANGE_COLUMNS)}
+FROM moved m WHERE j.id = m.id
+"""
+
+# A removal that rebuilt the file: delete the removed members ($2) and give the others ($3, in
+# file order) their new positions and ranges (NULL when some were not known).
+_REMOVE_MEMBERS_RENUMBERED = f"""
+WITH removed AS (  -- runs though nothing reads it, before the UPDATE's uniqueness check
+    DELETE FROM training_file_conversations
+    WHERE training_file_id = $1 AND conversation_id = ANY($2::uuid[])
+)
+UPDATE training_file_conversations j SET
+    position = (n.ord - 1)::int, {", ".join(f"{c} = n.{c}" for c in _RANGE_COLUMNS)}
+FROM unnest($3::uuid[], {_range_arrays(4)})
+    WITH ORDINALITY AS n(id, {_RANGES}, ord)
+WHERE j.training_file_id = $1 AND j.conversation_id = n.id
 """
 
 _MEMBER_IDS = """
@@ -362,17 +464,27 @@ async def same_name(conn: asyncpg.Connection, owner: UUID, name: str) -> str | N
 
 
 async def member_stats(
-    conn: asyncpg.Connection, file_id: UUID | None, new_ids: Sequence[UUID], first_position: int
+    conn: asyncpg.Connection,
+    file_id: UUID | None,
+    new_ids: Sequence[UUID],
+    first_position: int,
+    removed_ids: Sequence[UUID] = (),
 ) -> MemberStats:
-    row = await conn.fetchrow(_STATS, file_id, list(new_ids), first_position)
+    row = await conn.fetchrow(_STATS, file_id, list(new_ids), first_position, list(removed_ids))
     assert row is not None
     return MemberStats(**dict(row))
 
 
 async def distribution(
-    conn: asyncpg.Connection, file_id: UUID | None, new_ids: Sequence[UUID], first_position: int
+    conn: asyncpg.Connection,
+    file_id: UUID | None,
+    new_ids: Sequence[UUID],
+    first_position: int,
+    removed_ids: Sequence[UUID] = (),
 ) -> list[DistributionRow]:
-    rows = await conn.fetch(_DISTRIBUTION, file_id, list(new_ids), first_position)
+    rows = await conn.fetch(
+        _DISTRIBUTION, file_id, list(new_ids), first_position, list(removed_ids)
+    )
     return [DistributionRow(r["kind"], r["key"], r["name"], r["count"]) for r in rows]
 
 
@@ -451,8 +563,71 @@ async def add_members(
     conversation_ids: Sequence[UUID],
     first_position: int,
     added_by: UUID,
+    ranges: Sequence[MemberRanges | None],
 ) -> None:
-    await conn.execute(_INSERT_MEMBERS, file_id, list(conversation_ids), first_position, added_by)
+    """`ranges[i]`: where `conversation_ids[i]` lies in the version being committed."""
+    await conn.execute(
+        _INSERT_MEMBERS,
+        file_id,
+        list(conversation_ids),
+        first_position,
+        added_by,
+        *_range_columns(ranges),
+    )
+
+
+async def removed_members(
+    conn: asyncpg.Connection, file_id: UUID, conversation_ids: Sequence[UUID]
+) -> list[RemovedMember]:
+    """The members among `conversation_ids`, in file order."""
+    found = await conn.fetch(_REMOVED_MEMBERS, file_id, list(conversation_ids))
+    return [
+        RemovedMember(
+            row["conversation_id"],
+            row["position"],
+            None
+            if row["json_start"] is None
+            else MemberRanges(**{c: row[c] for c in _RANGE_COLUMNS}),
+        )
+        for row in found
+    ]
+
+
+async def has_unranged_member(conn: asyncpg.Connection, file_id: UUID) -> bool:
+    """Whether a member's ranges are unknown (a row from before 0011)."""
+    return bool(await conn.fetchval(_UNRANGED_MEMBER, file_id))
+
+
+async def remove_members(
+    conn: asyncpg.Connection, file_id: UUID, conversation_ids: Sequence[UUID]
+) -> None:
+    """Delete these members and move the others' positions and ranges up over the gaps."""
+    await conn.execute(_REMOVE_MEMBERS, file_id, list(conversation_ids))
+
+
+async def remove_members_renumbered(
+    conn: asyncpg.Connection,
+    file_id: UUID,
+    conversation_ids: Sequence[UUID],
+    kept_ids: Sequence[UUID],
+    kept_ranges: Sequence[MemberRanges | None],
+) -> None:
+    """Delete these members; give the others (`kept_ids`, every one, in file order) positions
+    from 0 and the ranges `kept_ranges` of a version built anew."""
+    await conn.execute(
+        _REMOVE_MEMBERS_RENUMBERED,
+        file_id,
+        list(conversation_ids),
+        list(kept_ids),
+        *_range_columns(kept_ranges),
+    )
+
+
+def _range_columns(ranges: Sequence[MemberRanges | None]) -> list[list[int | None]]:
+    """One list per range column, for unnest (None where a member's ranges are unknown)."""
+    return [
+        [None if r is None else getattr(r, column) for r in ranges] for column in _RANGE_COLUMNS
+    ]
 
 
 async def due_for_deletion(

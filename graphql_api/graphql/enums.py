@@ -91,6 +91,8 @@ class TrainingFileErrorCode(enum.Enum):
     NOT_FOUND = ErrorCode.NOT_FOUND.value
     NOT_ELIGIBLE = ErrorCode.NOT_ELIGIBLE.value
     ALREADY_IN_FILE = ErrorCode.ALREADY_IN_FILE.value
+    NOT_IN_FILE = ErrorCode.NOT_IN_FILE.value
+    WOULD_BE_EMPTY = ErrorCode.WOULD_BE_EMPTY.value
     FILE_NOT_ACTIVE = ErrorCode.FILE_NOT_ACTIVE.value
     CONVERSATION_CHANGED = ErrorCode.CONVERSATION_CHANGED.value
     CONFLICT = ErrorCode.CONFLICT.value
@@ -119,7 +121,8 @@ def _expose_codes(cls: type[enum.Enum], description: str) -> None:
 
 _expose_codes(
     TrainingFileErrorCode,
-    "Why a mutation on a training file (create, add, archive, restore) was refused.",
+    "Why a mutation on a training file (create, add, remove, archive, restore, delete) was "
+    "refused.",
 )
 _expose_codes(DownloadErrorCode, "Why `downloadUrl` gave no link.")
 _expose_codes(ImportErrorCode, "Why `importConversations` refused a request or one of its files.")

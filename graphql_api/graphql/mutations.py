@@ -126,6 +126,17 @@ class AddConversationsInput:
     )
 
 
+@strawberry.input(description="Conversations to take out of a training file.")
+class RemoveConversationsInput:
+    training_file_id: strawberry.ID = strawberry.field(
+        description="The id of one of your active training files."
+    )
+    conversation_ids: list[strawberry.ID] = strawberry.field(
+        description="1–80 distinct conversation uuids, each in the file, not all of its "
+        "conversations; the others keep their order."
+    )
+
+
 @strawberry.input(description="Which object of which training file to link to.")
 class DownloadUrlInput:
     training_file_id: strawberry.ID = strawberry.field(description="The training file's id.")
@@ -203,6 +214,24 @@ class Mutation:
             )
 
         return _file_payload(await _attempt(add))
+
+    @strawberry.mutation(
+        description="Take 1–80 conversations out of one of your training files; the new "
+        "version equals a file built of the remaining ones."
+    )
+    async def remove_conversations(
+        self, info: Info, input: Annotated[RemoveConversationsInput, INPUT]
+    ) -> TrainingFilePayload:
+        ctx = info.context
+        user_id = ctx.user_id
+
+        async def remove() -> TrainingFileRecord:
+            file_id = parse_uuid(input.training_file_id, "trainingFileId")
+            return await ctx.services.training_files.remove_conversations(
+                user_id, file_id, list(input.conversation_ids)
+            )
+
+        return _file_payload(await _attempt(remove))
 
     @strawberry.mutation(
         description="An expiring link to download one of the file's objects (see the format)."

@@ -127,7 +127,7 @@ class Build:
 
 @contextmanager
 def measure_build(kind: str) -> Iterator[Build]:
-    """Time a build ("create" or "add"); it failed unless the block ends normally."""
+    """Time a build ("create", "add" or "remove"); it failed unless the block ends normally."""
     started = time.perf_counter()
     outcome = "error"
     try:
