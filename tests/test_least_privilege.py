@@ -132,7 +132,7 @@ async def test_another_users_row_can_be_neither_updated_nor_deleted(
         await _refused(attacker, "DELETE FROM retired_objects")
         is asyncpg.InsufficientPrivilegeError
     )
-    # Junction rows may be deleted and moved (removeConversations, 0011), but the policies show
+    # Junction rows may be deleted and moved (removeConversations, 0009), but the policies show
     # only those of the caller's own files, and no row can be moved to another file or
     # conversation.
     victim_members = "WHERE training_file_id = $1"

@@ -51,7 +51,9 @@ async def test_a_file_is_processing_while_an_add_is_built_and_active_once_it_com
     # The add's commit needs a key-share lock on each added conversation: holding one row FOR
     # UPDATE keeps the add between its build and its commit for as long as this test wants.
     async with db.connection() as blocker, blocker.transaction():
-        await blocker.execute("SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", ids[1])
+        await blocker.execute(
+            "SELECT 1 FROM conversations WHERE conversation_id = $1 FOR UPDATE", ids[1]
+        )
         adding = asyncio.create_task(
             services.training_files.add_conversations(USER, UUID(created["id"]), ids[1:3])
         )

@@ -251,7 +251,7 @@ async def test_a_removal_copies_the_old_objects_and_reads_no_conversation(
 async def test_files_from_before_the_ranges_are_rebuilt_from_pieces_once(
     client: httpx.AsyncClient, db: Database, storage: Storage, imported: list[Source]
 ) -> None:
-    """Junction rows of files built before migration 0011 have no ranges: the removal writes the
+    """Junction rows of files built before migration 0009 have no ranges: the removal writes the
     remaining members from their pieces (or their files) instead, and records ranges where it
     can."""
     ids = ids_of(imported[:6])

@@ -497,7 +497,7 @@ class TrainingFileService:
     ) -> tuple[FileVersion, Removal]:
         """Write the version of `current` without the `removed` members: the old objects'
         bytes around them, copied as ranges (one per gap), under a new header. A file with a
-        member of unknown ranges (from before 0011) is written anew from its kept members'
+        member of unknown ranges (from before 0009) is written anew from its kept members'
         pieces instead, once."""
         removed_ids = [m.conversation_id for m in removed]
         gone = set(removed_ids)

@@ -115,7 +115,7 @@ ORDER BY j.position
 class MemberRanges:
     """A member's bytes [start, end) in each object of its file's current version, relative to
     the object's body start (0 for the trainer exports, which have no header); its JSON range
-    includes the "," before it, unless it is the first member (0011)."""
+    includes the "," before it, unless it is the first member (0009)."""
 
     json_start: int
     json_end: int
@@ -134,7 +134,7 @@ _RANGE_COLUMNS = tuple(f.name for f in fields(MemberRanges))
 class RemovedMember:
     conversation_id: UUID
     position: int
-    ranges: MemberRanges | None  # None: a row from before 0011
+    ranges: MemberRanges | None  # None: a row from before 0009
 
 
 @dataclass(frozen=True)
@@ -315,7 +315,7 @@ SELECT EXISTS (SELECT 1 FROM training_file_conversations
 # One statement: delete the removed members ($2) and move every member after the first of them
 # up by what was removed before it, in positions and in bytes. When the file's first member
 # goes, its successor (first now) loses the "," its JSON range began with, and every member
-# after that one moves one byte more. Positions are unique at the statement's end (0011).
+# after that one moves one byte more. Positions are unique at the statement's end (0009).
 _REMOVE_MEMBERS = f"""
 WITH removed AS (
     DELETE FROM training_file_conversations
@@ -594,7 +594,7 @@ async def removed_members(
 
 
 async def has_unranged_member(conn: asyncpg.Connection, file_id: UUID) -> bool:
-    """Whether a member's ranges are unknown (a row from before 0011)."""
+    """Whether a member's ranges are unknown (a row from before 0009)."""
     return bool(await conn.fetchval(_UNRANGED_MEMBER, file_id))
 
 
