@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
@@ -27,6 +28,7 @@ from graphql_api.db.training_files import TrainingFileRecord
 from graphql_api.db.writers import WriterPool
 from graphql_api.demo import write_demo_set
 from graphql_api.maintenance.consistency import check_store
+from graphql_api.progress.events import CHANNEL
 from graphql_api.runtime import DatabaseUrls, Pools
 from graphql_api.storage.base import TRAINING_BUCKET, Storage, read_all
 from graphql_api.storage.local import LocalStorage
@@ -42,6 +44,9 @@ BASE = 200  # ~12 MB of JSON: on S3 the old body is copied inside the store
 ADDED = 40
 # Where in the add the process dies, as fractions of how long an add takes.
 KILL_POINTS = (0.15, 0.4, 0.65, 0.9)
+# And one kill that cannot miss the window timing may: when the build says its objects are
+# written (COMMITTING), before it commits them.
+AT_COMMITTING = "committing"
 
 
 @dataclass
@@ -99,6 +104,24 @@ async def _add(client: httpx.AsyncClient, file_id: UUID, ids: list[UUID]) -> htt
     )
 
 
+@asynccontextmanager
+async def _phase_reached(db: Database, file_id: UUID, phase: str) -> AsyncIterator[asyncio.Event]:
+    """Set once a build of `file_id` publishes `phase` (its progress events, over LISTEN)."""
+    reached = asyncio.Event()
+
+    def received(conn: object, pid: int, channel: str, payload: str) -> None:
+        event = json.loads(payload)
+        if event["training_file_id"] == str(file_id) and event["phase"] == phase:
+            reached.set()
+
+    async with db.connection() as conn:
+        await conn.add_listener(CHANNEL, received)
+        try:
+            yield reached
+        finally:
+            await conn.remove_listener(CHANNEL, received)
+
+
 async def test_sigkill_at_any_point_of_a_large_add_loses_and_leaks_nothing(
     store: Store,
     db: Database,
@@ -110,7 +133,7 @@ async def test_sigkill_at_any_point_of_a_large_add_loses_and_leaks_nothing(
 
     owner = user_id_for(OWNER)
     importer = ConversationImporter(owner_writers, store.storage)
-    paths = write_demo_set(workdir / "demo", BASE + ADDED * (len(KILL_POINTS) + 2), seed=99)
+    paths = write_demo_set(workdir / "demo", BASE + ADDED * (len(KILL_POINTS) + 3), seed=99)
     ids = [r.conversation_id for r in [await importer.import_file(p) for p in paths]]
     conversation_ids = [i for i in ids if i is not None]
     service: TrainingFileService = training_file_service(pools, store.storage)
@@ -132,12 +155,18 @@ async def test_sigkill_at_any_point_of_a_large_add_loses_and_leaks_nothing(
                 "trainingFile"
             ]
             add_seconds = time.monotonic() - started
-        for point in KILL_POINTS:
+        for point in (*KILL_POINTS, AT_COMMITTING):
             before = await _row(db, record.id)
             batch = conversation_ids[(n := next(fresh)) : n + ADDED]
-            async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            async with (
+                _phase_reached(db, record.id, "committing") as committing,
+                httpx.AsyncClient(base_url=server.url, timeout=60) as client,
+            ):
                 adding = asyncio.create_task(_add(client, record.id, batch))
-                await asyncio.sleep(add_seconds * point)
+                if point == AT_COMMITTING:
+                    await asyncio.wait_for(committing.wait(), 60)
+                else:
+                    await asyncio.sleep(add_seconds * point)
                 server.kill()
                 await asyncio.gather(adding, return_exceptions=True)
 
