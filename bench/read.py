@@ -320,6 +320,8 @@ async def import_conversations(scratch: Path, env: dict[str, str]) -> None:
     megabytes = sum(p.stat().st_size for p in paths) / 1e6
     say(f"  generated {len(paths)} demo conversations ({megabytes:.0f} MB)")
     log = scratch / "import.log"
+    # What `serve` would have created: `import` refuses to create a server's storage itself.
+    (Path(env["DATA_DIR"]) / "storage").mkdir(parents=True, exist_ok=True)
     command = [CLI, "import", str(scratch / "demo")]
     if await run_command(command, env, log) != 0:
         raise SystemExit(f"training-files import failed:\n{log_tail(log)}")
@@ -521,7 +523,10 @@ def _their_file(node: dict[str, Any]) -> list[Any]:
         count,
         [_number(node[k]) for k in ("avgQualityScore", "minQualityScore", "maxQualityScore")],
         *(
-            [[e["key"], e.get("name"), e["count"], share(e["count"], count)] for e in entries]
+            _with_unknown(
+                [[e["key"], e.get("name"), e["count"], share(e["count"], count)] for e in entries],
+                count,
+            )
             for entries in (distribution.get(k, []) for k in DISTRIBUTION_KEYS)
         ),
         [
@@ -529,6 +534,13 @@ def _their_file(node: dict[str, Any]) -> list[Any]:
             for c in conversations
         ],
     ]
+
+
+def _with_unknown(entries: list[list[Any]], count: int) -> list[list[Any]]:
+    """The stored counts and, last, ours' `unknown` entry: the file's conversations without a
+    key of that kind (PostGraphile returns the stored jsonb, which has none)."""
+    unknown = count - sum(e[2] for e in entries)
+    return [*entries, ["unknown", None, unknown, share(unknown, count)]] if unknown else entries
 
 
 def body_of(query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
