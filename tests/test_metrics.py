@@ -218,10 +218,12 @@ async def test_serve_with_two_workers_counts_the_requests_of_both(tmp_path: Path
     sent = 0
     try:
         server.wait_until_healthy(120)
-        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        # A connection per request: a kept-alive one stays with the worker that accepted it.
+        fresh = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=fresh) as client:
             before = parse_metrics((await client.get("/metrics")).text)
             # Until both workers have answered some (which one accepts is the kernel's choice).
-            for _ in range(20):
+            for _ in range(50):
                 answers = await asyncio.gather(
                     *(
                         client.post("/graphql", json={"query": "{ serverInfo { version } }"})
