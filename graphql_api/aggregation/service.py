@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -211,24 +211,16 @@ class TrainingFileService:
                     progress,
                 )
                 build.wrote(json=version.json_file_size, jsonl=version.jsonl_file_size)
-            await progress.committing(_written(version))
-            try:
-                async with locked.session(user_id) as conn:
-                    first_position = current.conversation_count
-                    await rows.add_members(conn, current.id, ids, first_position, user_id, ranges)
-                    await _verify_unchanged(conn, records)
-                    # The database retires the replaced objects itself (a trigger).
-                    updated = await rows.update_version(conn, current.id, current.version, version)
-                    if updated is None:
-                        raise Conflict("the training file changed meanwhile; try again")
-            except BaseException:
-                await self._discard(version)
-                raise
         except BaseException:
             await self._unmark_processing(locked, user_id, current.id)
             raise
-        await progress.committed(updated.version)
-        return updated
+
+        async def add_members(conn: asyncpg.Connection) -> None:
+            first_position = current.conversation_count
+            await rows.add_members(conn, current.id, ids, first_position, user_id, ranges)
+            await _verify_unchanged(conn, records)
+
+        return await self._commit(locked, user_id, current, version, add_members, progress)
 
     async def remove_conversations(
         self, user_id: UUID, training_file_id: UUID, conversation_ids: object
@@ -276,19 +268,40 @@ class TrainingFileService:
                     locked, user_id, current, removed, now, progress
                 )
                 build.wrote(json=version.json_file_size, jsonl=version.jsonl_file_size)
-            await progress.committing(_written(version))
+        except BaseException:
+            await self._unmark_processing(locked, user_id, current.id)
+            raise
+
+        async def remove_members(conn: asyncpg.Connection) -> None:
+            if change.kept is None:
+                await rows.remove_members(conn, current.id, change.removed_ids)
+            else:
+                await rows.remove_members_renumbered(
+                    conn,
+                    current.id,
+                    change.removed_ids,
+                    [member for member, _ in change.kept],
+                    [ranges for _, ranges in change.kept],
+                )
+
+        return await self._commit(locked, user_id, current, version, remove_members, progress)
+
+    async def _commit(
+        self,
+        locked: LockedSession,
+        user_id: UUID,
+        current: TrainingFileRecord,
+        version: FileVersion,
+        change_members: Callable[[asyncpg.Connection], Awaitable[None]],
+        progress: BuildProgress,
+    ) -> TrainingFileRecord:
+        """Make `version` the file's current one with its members changed, in one
+        transaction; on failure its objects are deleted and the file is put back as it was."""
+        await progress.committing(_written(version))
+        try:
             try:
                 async with locked.session(user_id) as conn:
-                    if change.kept is None:
-                        await rows.remove_members(conn, current.id, change.removed_ids)
-                    else:
-                        await rows.remove_members_renumbered(
-                            conn,
-                            current.id,
-                            change.removed_ids,
-                            [member for member, _ in change.kept],
-                            [ranges for _, ranges in change.kept],
-                        )
+                    await change_members(conn)
                     # The database retires the replaced objects itself (a trigger).
                     updated = await rows.update_version(conn, current.id, current.version, version)
                     if updated is None:
