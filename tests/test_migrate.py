@@ -142,3 +142,66 @@ async def test_names_differing_only_in_case_are_renamed_when_names_become_per_ow
             )
     finally:
         await conn.close()
+
+
+async def test_file_totals_are_filled_in_from_the_members_when_added(
+    empty_database_dsn: str, tmp_path: Path
+) -> None:
+    """0010 keeps the quality sum and count and the header's consultant profile on the row, so
+    adds can carry them forward; files from before get them from their members: the sums over
+    all of them, and the profile of the first member (by position) that has one."""
+    before = tmp_path / "before"
+    before.mkdir()
+    for migration in load_migrations()[:9]:
+        (before / migration.name).write_text(migration.sql)
+    owner = uuid4()
+    members = [  # (quality_sum, quality_count, consultant_profile), in position order
+        ("7.5", 2, None),
+        ("4.25", 1, '{"name": "second", "z": 1, "a": 2}'),
+        ("0", 0, '{"name": "third"}'),
+    ]
+    conn = await asyncpg.connect(empty_database_dsn)
+    try:
+        await apply_migrations(conn, before)
+        with_members, empty = [
+            await conn.fetchval(
+                "INSERT INTO training_files (name, created_by, storage_bucket)"
+                " VALUES ($1, $2, 'training-files') RETURNING id",
+                name,
+                owner,
+            )
+            for name in ("with members", "empty")
+        ]
+        for position, (quality_sum, count, profile) in enumerate(members):
+            conversation = uuid4()
+            await conn.execute(
+                "INSERT INTO conversations (conversation_id, pair_count, quality_sum,"
+                " quality_count, consultant_profile) VALUES ($1, 2, $2::numeric, $3, $4::json)",
+                conversation,
+                quality_sum,
+                count,
+                profile,
+            )
+            await conn.execute(
+                "INSERT INTO training_file_conversations"
+                " (training_file_id, conversation_id, position, added_by) VALUES ($1, $2, $3, $4)",
+                with_members,
+                conversation,
+                # Positions may have gaps: only their order counts.
+                position * 2,
+                owner,
+            )
+        assert await apply_migrations(conn) == [m.name for m in load_migrations()[9:]]
+        rows = {
+            r["id"]: (str(r["quality_sum"]), r["quality_count"], r["consultant_profile"])
+            for r in await conn.fetch(
+                "SELECT id, quality_sum, quality_count, consultant_profile::text"
+                " FROM training_files"
+            )
+        }
+        assert rows == {
+            with_members: ("11.75", 3, '{"name": "second", "z": 1, "a": 2}'),
+            empty: ("0", 0, None),
+        }
+    finally:
+        await conn.close()

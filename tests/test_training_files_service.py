@@ -285,13 +285,25 @@ async def test_downloads_are_valid_json_and_jsonl(
 # -------------------------------------------------------------------- beyond the seed
 
 
+@pytest.mark.parametrize("steps", [(7, 8), (3, 1, 5, 2, 4)], ids=["one-add", "four-adds"])
 async def test_create_then_add_equals_create_all(
-    service: TrainingFileService, storage: Storage, conversation_ids: list[UUID]
+    service: TrainingFileService,
+    storage: Storage,
+    conversation_ids: list[UUID],
+    steps: tuple[int, ...],
 ) -> None:
-    a, b = conversation_ids[:7], conversation_ids[7:15]
-    stepwise = await service.create_training_file(OWNER, "same", None, a)
-    stepwise = await service.add_conversations(OWNER, stepwise.id, b)
-    at_once = await service.create_training_file(OWNER, "same-at-once", None, a + b)
+    """Adds carry the statistics forward from the row (0010), so several in a row must keep
+    agreeing with a file built at once: counts, quality, distribution order and bytes."""
+    chunks, start = [], 0
+    for size in steps:
+        chunks.append(conversation_ids[start : start + size])
+        start += size
+    stepwise = await service.create_training_file(OWNER, "same", None, chunks[0])
+    for chunk in chunks[1:]:
+        stepwise = await service.add_conversations(OWNER, stepwise.id, chunk)
+    at_once = await service.create_training_file(
+        OWNER, "same-at-once", None, [i for chunk in chunks for i in chunk]
+    )
 
     def comparable(record: Any) -> tuple[Any, ...]:
         return (
@@ -334,6 +346,35 @@ async def test_add_reads_only_the_added_conversations(
         if bucket == CONVERSATION_BUCKET
     }
     assert touched == {str(i) for i in conversation_ids[20:22]}
+
+
+async def test_add_does_not_aggregate_the_existing_members_again(
+    service: TrainingFileService, db: Database, sources: list[Source]
+) -> None:
+    """An add combines the row's statistics with its new conversations' only, so its database
+    work does not grow with the file. Shown by changing a member's row behind the service's
+    back: a re-aggregation over all members would pick the change up; the add must not."""
+    ids = ids_of(sources)
+    created = await service.create_training_file(OWNER, "carried", None, ids[:5])
+    async with db.session() as conn:
+        await conn.execute(
+            "UPDATE conversations SET pair_count = pair_count + 1000, quality_sum = 0,"
+            " quality_min = 0, persona_key = 'changed' WHERE conversation_id = $1",
+            ids[0],
+        )
+    added = await service.add_conversations(OWNER, created.id, ids[5:7])
+
+    new = [documents_of(sources)[i] for i in (5, 6)]
+    new_pairs = sum(len(rules.pairs(d)) for d in new)
+    assert added.total_training_pairs == created.total_training_pairs + new_pairs
+    new_minimum = rules.quality(new).minimum
+    assert created.min_quality_score is not None and new_minimum is not None
+    assert added.min_quality_score == min(created.min_quality_score, new_minimum)
+    personas = [e["key"] for e in added.scaffolding_distribution["personas"]]
+    assert "changed" not in personas
+    assert personas[: len(created.scaffolding_distribution["personas"])] == [
+        e["key"] for e in created.scaffolding_distribution["personas"]
+    ]
 
 
 async def test_every_problem_is_reported_together(

@@ -404,12 +404,10 @@ class TrainingFileService:
     ) -> tuple[FileVersion, list[MemberRanges]]:
         """Write the next version's objects; nothing in the database changes here. Returns
         the version and where each of `records` lies in it."""
-        first_position = current.conversation_count if current else 0
         new_ids = [r.conversation_id for r in records]
-        existing_id = current.id if current else None
         async with locked.session(user_id) as conn:
-            stats = await rows.member_stats(conn, existing_id, new_ids, first_position)
-            distribution = await rows.distribution(conn, existing_id, new_ids, first_position)
+            stats = await rows.added_stats(conn, current, new_ids)
+            distribution = await rows.added_distribution(conn, current, new_ids)
             # A version from before the trainer exports: they are written in full, this once.
             members = (
                 await rows.member_pieces(conn, current.id)
@@ -496,6 +494,9 @@ class TrainingFileService:
             max_quality_score=quality.max_quality_score,
             human_reviewed_count=stats.human_reviewed_count,
             scaffolding_distribution=_distribution_for_row(distribution),
+            quality_sum=stats.quality_sum,
+            quality_count=stats.quality_count,
+            consultant_profile=stats.consultant_profile,
             updated_at=now,
         )
 
@@ -515,8 +516,8 @@ class TrainingFileService:
         removed_ids = [m.conversation_id for m in removed]
         gone = set(removed_ids)
         async with locked.session(user_id) as conn:
-            stats = await rows.member_stats(conn, current.id, [], 0, removed_ids)
-            distribution = await rows.distribution(conn, current.id, [], 0, removed_ids)
+            stats = await rows.kept_stats(conn, current.id, removed_ids)
+            distribution = await rows.kept_distribution(conn, current.id, removed_ids)
             copyable = _has_exports(current) and not await rows.has_unranged_member(
                 conn, current.id
             )

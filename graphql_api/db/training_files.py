@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
@@ -46,6 +46,10 @@ class TrainingFileRecord:
     max_quality_score: Decimal | None
     human_reviewed_count: int
     scaffolding_distribution: dict[str, Any]
+    # What an add combines with its new members' (0010): avg_quality_score is rounded.
+    quality_sum: Decimal
+    quality_count: int
+    consultant_profile: dict[str, Any] | None
     created_by: UUID
     created_date: datetime
     last_updated_at: datetime
@@ -170,6 +174,9 @@ class FileVersion:
     max_quality_score: Decimal | None
     human_reviewed_count: int
     scaffolding_distribution: dict[str, Any]
+    quality_sum: Decimal
+    quality_count: int
+    consultant_profile: dict[str, Any] | None
     updated_at: datetime
 
 
@@ -198,23 +205,34 @@ def object_paths(row: _HasPaths) -> tuple[str, ...]:
     return tuple(p for p in paths if p is not None)
 
 
-# The members of a file after a change: its junction rows but those being removed ($4), plus
-# the ids being added ($2), which take positions from $3 on. Both the header statistics and the
-# distribution read from this (positions may have gaps: only their order matters).
-_MEMBERS = """
+# Member statistics and distributions are aggregated over `members` (conversation_id,
+# position): an add's new conversations alone (their totals are then combined with the row's),
+# or the members a removal keeps.
+_NEW_MEMBERS = """
+WITH members AS (
+    SELECT id AS conversation_id, $2::int + (ord - 1)::int AS position
+    FROM unnest($1::uuid[]) WITH ORDINALITY AS n(id, ord)
+),
+"""
+
+_KEPT_MEMBERS = """
 WITH members AS (
     SELECT conversation_id, position FROM training_file_conversations
-    WHERE training_file_id = $1 AND conversation_id <> ALL($4::uuid[])
-    UNION ALL
-    SELECT id, $3::int + (ord - 1)::int FROM unnest($2::uuid[]) WITH ORDINALITY AS n(id, ord)
-), member_rows AS (
-    SELECT c.*, m.position FROM members m JOIN conversations c USING (conversation_id)
+    WHERE training_file_id = $1 AND conversation_id <> ALL($2::uuid[])
+),
+"""
+
+_MEMBER_ROWS = """
+member_rows AS (
+    SELECT m.position, c.pair_count, c.trainable_pair_count, c.quality_sum, c.quality_count,
+           c.quality_min, c.quality_max, c.human_reviewed_count, c.consultant_profile,
+           c.persona_key, c.persona_name, c.emotional_arc_key, c.emotional_arc_name,
+           c.training_topic_key, c.training_topic_name
+    FROM members m JOIN conversations c USING (conversation_id)
 )
 """
 
-_STATS = (
-    _MEMBERS
-    + """
+_STATS = """
 SELECT count(*) AS conversation_count,
        coalesce(sum(pair_count), 0) AS total_pairs,
        coalesce(sum(trainable_pair_count), 0) AS trainable_pairs,
@@ -227,24 +245,47 @@ SELECT count(*) AS conversation_count,
         ORDER BY position LIMIT 1) AS consultant_profile
 FROM member_rows
 """
-)
+
+# One row per member and kind of key.
+_MEMBER_KEYS = """
+    SELECT 'personas' AS kind, persona_key AS key, persona_name AS name, 1 AS count, position
+    FROM member_rows
+    UNION ALL
+    SELECT 'emotional_arcs', emotional_arc_key, emotional_arc_name, 1, position FROM member_rows
+    UNION ALL
+    SELECT 'training_topics', training_topic_key, training_topic_name, 1, position
+    FROM member_rows
+"""
 
 # Keys in order of first appearance, so a file built in one go and one built by adds agree.
-_DISTRIBUTION = (
-    _MEMBERS
-    + """
-SELECT kind, key, max(name) AS name, count(*) AS count, min(position) AS first
-FROM (
-    SELECT 'personas' AS kind, persona_key AS key, persona_name AS name, position FROM member_rows
-    UNION ALL
-    SELECT 'emotional_arcs', emotional_arc_key, emotional_arc_name, position FROM member_rows
-    UNION ALL
-    SELECT 'training_topics', training_topic_key, training_topic_name, position FROM member_rows
-) keyed
+_GROUPED = """
+SELECT kind, key, max(name) AS name, sum(count)::bigint AS count, min(position) AS first
+FROM keyed
 WHERE coalesce(key, '') <> ''
 GROUP BY kind, key
 ORDER BY kind, first
 """
+
+_ADDED_STATS = _NEW_MEMBERS + _MEMBER_ROWS + _STATS
+_KEPT_STATS = _KEPT_MEMBERS + _MEMBER_ROWS + _STATS
+_KEPT_DISTRIBUTION = _KEPT_MEMBERS + _MEMBER_ROWS + ", keyed AS (" + _MEMBER_KEYS + ")" + _GROUPED
+
+# The row's distribution ($3: per kind, entries in order of first appearance) merged with the
+# new members', which come after every stored entry: their positions start at the file's
+# conversation count ($2), which no kind's number of keys exceeds. PostgreSQL's max() picks
+# the name, as when the members are aggregated from scratch.
+_ADDED_DISTRIBUTION = (
+    _NEW_MEMBERS
+    + _MEMBER_ROWS
+    + """, keyed AS (
+    SELECT k.kind, e.entry ->> 'key' AS key, e.entry ->> 'name' AS name,
+           (e.entry ->> 'count')::int AS count, (e.ord - 1)::int AS position
+    FROM jsonb_each($3::jsonb) AS k(kind, entries),
+         jsonb_array_elements(k.entries) WITH ORDINALITY AS e(entry, ord)
+    UNION ALL"""
+    + _MEMBER_KEYS
+    + ")"
+    + _GROUPED
 )
 
 _GET = f"SELECT {_COLUMNS} FROM training_files WHERE id = $1"
@@ -463,28 +504,64 @@ async def same_name(conn: asyncpg.Connection, owner: UUID, name: str) -> str | N
     return taken
 
 
-async def member_stats(
-    conn: asyncpg.Connection,
-    file_id: UUID | None,
-    new_ids: Sequence[UUID],
-    first_position: int,
-    removed_ids: Sequence[UUID] = (),
+async def added_stats(
+    conn: asyncpg.Connection, current: TrainingFileRecord | None, new_ids: Sequence[UUID]
 ) -> MemberStats:
-    row = await conn.fetchrow(_STATS, file_id, list(new_ids), first_position, list(removed_ids))
+    """The statistics of `current` (None: a new file) with `new_ids` added: the row's totals
+    plus the new conversations', so the cost does not depend on the file's size."""
+    row = await conn.fetchrow(_ADDED_STATS, list(new_ids), 0)
+    assert row is not None
+    added = MemberStats(**dict(row))
+    if current is None:
+        return added
+    return MemberStats(
+        conversation_count=current.conversation_count + added.conversation_count,
+        total_pairs=current.total_training_pairs + added.total_pairs,
+        trainable_pairs=current.trainable_pairs + added.trainable_pairs,
+        quality_sum=current.quality_sum + added.quality_sum,
+        quality_count=current.quality_count + added.quality_count,
+        # The row's are rounded to cents, and rounding the smaller of a rounded and an exact
+        # value gives what rounding the smaller of the exact ones would.
+        quality_min=_either(current.min_quality_score, added.quality_min, min),
+        quality_max=_either(current.max_quality_score, added.quality_max, max),
+        human_reviewed_count=current.human_reviewed_count + added.human_reviewed_count,
+        consultant_profile=current.consultant_profile or added.consultant_profile,
+    )
+
+
+def _either(
+    a: Decimal | None, b: Decimal | None, pick: Callable[[Decimal, Decimal], Decimal]
+) -> Decimal | None:
+    return b if a is None else a if b is None else pick(a, b)
+
+
+async def kept_stats(
+    conn: asyncpg.Connection, file_id: UUID, removed_ids: Sequence[UUID]
+) -> MemberStats:
+    """The statistics of the file's members but `removed_ids`, aggregated from them."""
+    row = await conn.fetchrow(_KEPT_STATS, file_id, list(removed_ids))
     assert row is not None
     return MemberStats(**dict(row))
 
 
-async def distribution(
-    conn: asyncpg.Connection,
-    file_id: UUID | None,
-    new_ids: Sequence[UUID],
-    first_position: int,
-    removed_ids: Sequence[UUID] = (),
+async def added_distribution(
+    conn: asyncpg.Connection, current: TrainingFileRecord | None, new_ids: Sequence[UUID]
 ) -> list[DistributionRow]:
-    rows = await conn.fetch(
-        _DISTRIBUTION, file_id, list(new_ids), first_position, list(removed_ids)
-    )
+    """As `added_stats`, for the scaffolding distribution (the row's merged with the new)."""
+    stored = current.scaffolding_distribution if current else {}
+    first_position = current.conversation_count if current else 0
+    rows = await conn.fetch(_ADDED_DISTRIBUTION, list(new_ids), first_position, stored)
+    return _distribution_rows(rows)
+
+
+async def kept_distribution(
+    conn: asyncpg.Connection, file_id: UUID, removed_ids: Sequence[UUID]
+) -> list[DistributionRow]:
+    rows = await conn.fetch(_KEPT_DISTRIBUTION, file_id, list(removed_ids))
+    return _distribution_rows(rows)
+
+
+def _distribution_rows(rows: list[asyncpg.Record]) -> list[DistributionRow]:
     return [DistributionRow(r["kind"], r["key"], r["name"], r["count"]) for r in rows]
 
 
