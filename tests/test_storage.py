@@ -942,6 +942,22 @@ async def test_local_directory_symlink_to_outside_is_not_followed(
     assert files_under(outside) == {Path("secret")}
 
 
+async def test_local_bucket_replaced_by_a_symlink_is_not_followed(
+    local: LocalStorage, outside: Path
+) -> None:
+    """The bucket directory itself swapped for a symlink after start-up: still refused."""
+    bucket = local.root / BUCKET
+    bucket.rename(local.root / "moved")
+    bucket.symlink_to(outside)
+
+    with pytest.raises(REJECTED):
+        await collect(local.get(BUCKET, "secret"))
+    with pytest.raises(REJECTED):
+        await local.put(BUCKET, "new", iter_bytes(b"planted"))
+
+    assert files_under(outside) == {Path("secret")}
+
+
 async def test_local_dangling_symlink_is_not_written_through(
     local: LocalStorage, outside: Path
 ) -> None:
