@@ -11,7 +11,7 @@ serve: install playground-assets
 	$(BIN)/training-files serve
 
 test: install playground-assets codegen-tools browser lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 install: $(STAMP)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import itertools
 import json
 import tempfile
@@ -64,12 +66,20 @@ def require_examples() -> list[Path]:
     return sorted(EXAMPLES_DIR.glob("*.json"))
 
 
+def _remove_if_empty(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        directory.rmdir()
+
+
 @pytest.fixture(scope="session")
 def pg_data_dir() -> Path:
     """The data dir of the session's embedded PostgreSQL (and of no test's storage)."""
     # Not under pytest's basetemp: pytest resets that to mode 0700 whenever another session
     # starts, and as root the server runs as a separate user that must traverse the path.
     data_dir = Path(tempfile.mkdtemp(prefix="training-files-pg-"))
+    # The server deletes `postgres/` below it when the session's process exits (atexit, last
+    # registered first): the emptied directory goes after it, or each worker leaves one.
+    atexit.register(_remove_if_empty, data_dir)
     start_embedded(data_dir, delete_on_exit=True)
     return data_dir
 
