@@ -6,6 +6,7 @@
 - `FaultyS3Storage` is the real S3 backend whose Nth request of an S3 operation (`UploadPart`,
   `CompleteMultipartUpload`, `UploadPartCopy`, `PutObject`, `DeleteObject`, ...) fails the way a
   dropped connection does.
+- `RecordingS3Storage` is the real S3 backend counting the requests it sends, by operation and key.
 
 A fault can fire before the call (nothing happened) or after it (the call took effect, then the
 caller saw a failure: a lost response), and can be a crash: every later call fails too, as if
@@ -182,14 +183,28 @@ class FaultyS3Storage(S3Storage):
         return await self.faults.around(operation, lambda: send(operation, params))
 
 
+class RecordingS3Storage(S3Storage):
+    """The real S3 backend; `sent[("GetObject", bucket, key)]` is how many such requests it sent
+    (real bucket names and keys)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent: Counter[tuple[str, str, str]] = Counter()
+
+    async def _send(self, operation: str, params: dict[str, Any]) -> Any:
+        self.sent[(operation, params.get("Bucket", ""), params.get("Key", ""))] += 1
+        return await super()._send(operation, params)
+
+
 class InstrumentedStorage:
-    """Delegates to a real backend; records object reads and the objects composes copy from,
-    and can break the next writes."""
+    """Delegates to a real backend; records object reads (whole and ranged) and the objects
+    composes copy from, and can break the next writes."""
 
     def __init__(self, inner: Storage) -> None:
         self.inner = inner
         self.url = inner.url
         self.reads: Counter[tuple[str, str]] = Counter()
+        self.ranged_reads: Counter[tuple[str, str]] = Counter()
         self.copied_from: Counter[tuple[str, str]] = Counter()
         self.fail_writes_after: int | None = None  # bytes written before the failure
 
@@ -199,6 +214,10 @@ class InstrumentedStorage:
     def get(self, bucket: str, key: str) -> AsyncIterator[bytes]:
         self.reads[(bucket, key)] += 1
         return self.inner.get(bucket, key)
+
+    def get_range(self, bucket: str, key: str, start: int, end: int) -> AsyncIterator[bytes]:
+        self.ranged_reads[(bucket, key)] += 1
+        return self.inner.get_range(bucket, key, start, end)
 
     async def put(self, bucket: str, key: str, chunks: AsyncIterable[bytes]) -> int:
         return await self.inner.put(bucket, key, _WriteBudget(self.fail_writes_after).wrap(chunks))

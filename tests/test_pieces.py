@@ -19,7 +19,8 @@ from graphql_api.runtime import Pools
 from graphql_api.storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, Storage, read_all
 
 from .conftest import training_file_service
-from .storage_wrappers import InstrumentedStorage
+from .s3_servers import MotoServer
+from .storage_wrappers import InstrumentedStorage, RecordingS3Storage
 
 STORAGE_BACKENDS = ("local", "s3")
 OWNER = UUID("00000000-0000-4000-8000-0000000000b7")
@@ -131,3 +132,32 @@ async def test_a_build_from_pieces_reads_no_file_and_equals_one_rendered_from_th
         )
 
     assert bodies(from_pieces) == bodies(legacy) == bodies(rendered)
+
+
+async def test_an_s3_build_reads_each_conversations_pieces_with_one_request(
+    db: Database, pools: Pools, owner_writers: WriterPool, moto: MotoServer, tmp_path: Path
+) -> None:
+    """S3 cannot copy ranges smaller than a part inside the store, so a build reads them: once
+    per conversation, all four of its pieces in one ranged GET, not a GET per piece."""
+    s3 = await RecordingS3Storage.open(moto.config())
+    try:
+        importer = ConversationImporter(owner_writers, s3)
+        paths = write_demo_set(tmp_path / "demo", 6, seed=13)
+        ids = [r.conversation_id for r in [await importer.import_file(p) for p in paths]]  # type: ignore[misc]
+        async with db.session() as conn:
+            rows = await conn.fetch("SELECT pieces_path FROM conversations")
+        pieces = [row["pieces_path"] for row in rows]
+        s3.sent.clear()
+        service = training_file_service(pools, s3)
+        created = await service.create_training_file(OWNER, "read once", None, ids[:4])
+        await service.add_conversations(OWNER, created.id, ids[4:])
+
+        conversations = s3.config.buckets[CONVERSATION_BUCKET]
+        gets = {
+            key: times
+            for (operation, bucket, key), times in s3.sent.items()
+            if operation == "GetObject" and bucket == conversations
+        }
+        assert gets == {key: 1 for key in pieces}
+    finally:
+        await s3.close()

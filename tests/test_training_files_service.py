@@ -337,12 +337,14 @@ async def test_add_reads_only_the_added_conversations(
 ) -> None:
     created = await service.create_training_file(OWNER, "proportional", None, conversation_ids[:20])
     instrumented.reads.clear()
+    instrumented.ranged_reads.clear()
     instrumented.copied_from.clear()
     await service.add_conversations(OWNER, created.id, conversation_ids[20:22])
-    # Read, or copied from their pre-rendered pieces: either way, only the added ones.
+    # Read, or copied from (or, on S3, read in one range of) their pre-rendered pieces: either
+    # way, only the added ones.
     touched = {
         key.split("/")[0]
-        for bucket, key in instrumented.reads | instrumented.copied_from
+        for bucket, key in instrumented.reads | instrumented.ranged_reads | instrumented.copied_from
         if bucket == CONVERSATION_BUCKET
     }
     assert touched == {str(i) for i in conversation_ids[20:22]}

@@ -47,6 +47,7 @@ from ..storage.base import (
     CopyRange,
     Part,
     Storage,
+    StorageError,
     read_all,
 )
 from . import pieces, removal
@@ -583,10 +584,14 @@ class TrainingFileService:
 
         async def parts_of(index: int, record: ConversationRecord) -> dict[FileFormat, Part]:
             leading = first and index == 0
-            stored = _stored_pieces(record, first=leading)
+            ranges = _stored_pieces(record, first=leading)
+            stored: dict[FileFormat, Part] = dict(ranges)
+            if ranges and not self._storage.copies_small_ranges:
+                async with limit:
+                    stored = await self._read_once(ranges)
             if len(stored) == len(pieces.KINDS):
                 await progress.conversation_ready()
-                return dict(stored)
+                return stored
             async with limit:
                 document = await self._load(record)
             entry = pieces.entry_of(
@@ -607,6 +612,18 @@ class TrainingFileService:
             raise group_error.exceptions[0] from None
         each = [task.result() for task in tasks]
         return {kind: [parts[kind] for parts in each] for kind in pieces.KINDS}
+
+    async def _read_once(self, ranges: dict[FileFormat, CopyRange]) -> dict[FileFormat, Part]:
+        """`ranges` (all of one pieces object) as bytes, from one read of the object."""
+        [key] = {r.key for r in ranges.values()}
+        start = min(r.start for r in ranges.values())
+        end = max(r.end for r in ranges.values())
+        data = b"".join(
+            [c async for c in self._storage.get_range(CONVERSATION_BUCKET, key, start, end)]
+        )
+        if len(data) != end - start:
+            raise StorageError(f"{CONVERSATION_BUCKET}/{key} is shorter than its record says")
+        return {kind: data[r.start - start : r.end - start] for kind, r in ranges.items()}
 
     def _old_body(
         self,

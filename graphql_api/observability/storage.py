@@ -57,6 +57,7 @@ class CountedStorage:
     def __init__(self, inner: Storage) -> None:
         self.inner = inner
         self.url = inner.url
+        self.copies_small_ranges = inner.copies_small_ranges
 
     async def put(self, bucket: str, key: str, chunks: AsyncIterable[bytes]) -> int:
         with _counted("put"):

@@ -121,6 +121,11 @@ class Storage(Protocol):
     """
 
     url: str
+    # Whether `compose` copies a small `CopyRange` without its bytes passing through this
+    # process (local storage: copy_file_range). Where it does not (S3: ranges under a part's
+    # minimum are read and uploaded again), a build reads each conversation's pieces object
+    # once and composes bytes, rather than one ranged read per object it writes.
+    copies_small_ranges: bool
 
     async def put(self, bucket: str, key: str, chunks: AsyncIterable[bytes]) -> int:
         """Store the streamed bytes atomically under `key`; return the size written."""

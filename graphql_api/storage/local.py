@@ -97,6 +97,7 @@ class LocalStorage:
         self.link_min_bytes = link_min_bytes
         self.root = Path(root).resolve()
         self.url = self.root.as_uri()
+        self.copies_small_ranges = True
         for bucket in BUCKETS:
             (self.root / bucket).mkdir(parents=True, exist_ok=True)
         # Resolved once, so a bucket directory may itself be a symlink chosen by the operator.

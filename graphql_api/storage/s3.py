@@ -80,6 +80,7 @@ class S3Storage:
         self.config = config
         names = ",".join(config.buckets[b] for b in BUCKETS)
         self.url = f"s3://{names}/{config.key_prefix}" if config.key_prefix else f"s3://{names}"
+        self.copies_small_ranges = False
         # Keys or uploads per listing request (S3's maximum; smaller in tests of paging).
         self.list_page_size = 1000
         self._client = client
