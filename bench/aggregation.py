@@ -489,7 +489,7 @@ async def run(plan: Plan) -> None:
                 await p.owner.close()
     finally:
         processes.stop_all()
-    report(results, plan, BATCH, HUGE)
+    report(results, BATCH, HUGE)
     say(f"\ndone in {time.perf_counter() - started:.0f} s")
 
 
