@@ -114,3 +114,16 @@ async def test_check_reports_leftovers_repair_removes_them_and_exit_status_follo
     assert len(await store.list_keys(CONVERSATION_BUCKET)) == 3 * 2  # files and their pieces
     table = await _run(env)
     assert table.returncode == 0 and "consistent" in table.stdout and "NOT" not in table.stdout
+
+
+async def test_a_row_whose_totals_drifted_is_reported_by_file(
+    database_urls: DatabaseUrls, db: Database, store: LocalStorage, tmp_path: Path
+) -> None:
+    async with db.session() as conn:
+        file_id = await conn.fetchval(
+            "UPDATE training_files SET quality_count = quality_count + 1 RETURNING id"
+        )
+    table = await _run(_env(database_urls, tmp_path / "data", store.root))
+    assert table.returncode == 1, table.stderr
+    # The finding is about the row, not an object: it names the file.
+    assert f"reported statistics_mismatch training file {file_id}: quality count:" in table.stdout

@@ -368,6 +368,19 @@ async def miscount_pairs(storage: Storage, db: Database, record: TrainingFileRec
         )
 
 
+async def drift_the_quality_totals(
+    storage: Storage, db: Database, record: TrainingFileRecord
+) -> None:
+    # What an add extends: the header shows the average, which is left as it was, so only the
+    # members tell that the carried sum and count are wrong.
+    async with db.session() as conn:
+        await conn.execute(
+            "UPDATE training_files SET quality_sum = quality_sum + 1,"
+            " quality_count = quality_count + 1 WHERE id = $1",
+            record.id,
+        )
+
+
 CORRUPTIONS: dict[str, tuple[Corruption, set[tuple[Kind, str]]]] = {
     "truncated-json": (truncate_json, {(Kind.WRONG_SIZE, "json")}),
     "lost-jsonl": (lose_jsonl, {(Kind.MISSING_OBJECT, "jsonl")}),
@@ -385,11 +398,13 @@ CORRUPTIONS: dict[str, tuple[Corruption, set[tuple[Kind, str]]]] = {
     "pairs-miscounted": (
         miscount_pairs,
         {
+            (Kind.STATISTICS_MISMATCH, "row"),
             (Kind.CONTENT_MISMATCH, "json"),
             (Kind.HEADER_MISMATCH, "jsonl"),
             (Kind.CONTENT_MISMATCH, "jsonl"),
         },
     ),
+    "quality-totals-drifted": (drift_the_quality_totals, {(Kind.STATISTICS_MISMATCH, "row")}),
 }
 
 
@@ -405,6 +420,7 @@ async def test_corrupted_files_are_reported_and_left_alone(
     await corrupt(storage, db, record)
     before = await all_keys(storage)
     objects = {
+        "row": "",  # a finding about the row names no object
         "json": record.json_file_path,
         "jsonl": record.jsonl_file_path,
         "hf_dataset": record.hf_dataset_file_path,

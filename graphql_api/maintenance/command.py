@@ -59,7 +59,11 @@ async def _check(settings: Settings, *, repair: bool) -> Report:
 def print_report(report: Report, console: Console) -> None:
     for finding in report.findings:
         style = _STATE_STYLES[finding.state]
-        where = f"{finding.bucket}/{finding.key}"
+        where = (
+            f"{finding.bucket}/{finding.key}"
+            if finding.key
+            else f"training file {finding.training_file_id}"
+        )
         detail = f": {finding.detail}" if finding.detail else ""
         console.print(
             f"[{style}]{finding.state}[/{style}] {finding.kind} {where}{detail}",

@@ -17,6 +17,7 @@ class Kind(enum.StrEnum):
     HEADER_MISMATCH = "header_mismatch"  # header totals (or _meta) differ from the row
     MEMBERS_MISMATCH = "members_mismatch"  # conversations differ from the junction rows
     CONTENT_MISMATCH = "content_mismatch"  # counted pairs or lines differ from the row
+    STATISTICS_MISMATCH = "statistics_mismatch"  # the row's totals differ from its members'
     UNREADABLE = "unreadable"
     # Left behind by a crash; removed by --repair once its writer is provably gone.
     PENDING_WRITE = "pending_write"  # a temp file, an incomplete multipart upload

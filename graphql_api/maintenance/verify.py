@@ -1,5 +1,7 @@
 """Verify one training file: its row, its two objects, its junction rows, streamed.
 
+The row: its totals and distribution are what its members add up to (an add extends the row's
+instead of aggregating the members again, so a drift would otherwise go unseen).
 For both objects: they exist with the recorded sizes and body offsets. The full JSON: the
 header's totals match the row, the footer is `JSON_FOOTER`, the body's conversations are the
 junction rows in position order, and its pairs add up to the row's. The JSONL: `_meta` says the
@@ -18,9 +20,11 @@ from uuid import UUID
 from ..aggregation.chat import messages
 from ..aggregation.format import JSON_FOOTER
 from ..db import consistency as sql
+from ..db import training_files
 from ..db.database import Database
 from ..db.training_files import TrainingFileRecord
 from ..domain.enums import FileFormat
+from ..domain.limits import cents
 from ..storage.base import ObjectNotFound, Storage, StorageError
 from .exports import line_problem
 from .report import Finding, Kind, State
@@ -62,6 +66,7 @@ class _Findings:
 
 async def verify_file(db: Database, storage: Storage, row: TrainingFileRecord) -> list[Finding]:
     findings = _Findings(row)
+    await _verify_statistics(db, row, findings)
     checks = (
         (row.json_file_path, row.json_file_size, _verify_json),
         (row.jsonl_file_path, row.jsonl_file_size, _verify_jsonl),
@@ -93,6 +98,38 @@ async def verify_file(db: Database, storage: Storage, row: TrainingFileRecord) -
         except StorageError as error:
             findings.add(Kind.UNREADABLE, key, str(error))
     return findings.items
+
+
+async def _verify_statistics(db: Database, row: TrainingFileRecord, findings: _Findings) -> None:
+    async with db.session() as conn:
+        members = await training_files.kept_stats(conn, row.id, [])
+        distribution = await training_files.kept_distribution(conn, row.id, [])
+    minimum, maximum = members.quality_min, members.quality_max
+    compared: dict[str, tuple[Any, Any]] = {
+        "conversations": (members.conversation_count, row.conversation_count),
+        "training pairs": (members.total_pairs, row.total_training_pairs),
+        "trainable pairs": (members.trainable_pairs, row.trainable_pairs),
+        "quality sum": (members.quality_sum, row.quality_sum),
+        "quality count": (members.quality_count, row.quality_count),
+        "minimum quality": (None if minimum is None else cents(minimum), row.min_quality_score),
+        "maximum quality": (None if maximum is None else cents(maximum), row.max_quality_score),
+        "human-reviewed pairs": (members.human_reviewed_count, row.human_reviewed_count),
+        "scaffolding distribution": (
+            {(d.kind, d.key): d.count for d in distribution},
+            {
+                (kind, key): count
+                for kind, counts in _distribution_counts(row.scaffolding_distribution).items()
+                for key, count in counts.items()
+            },
+        ),
+    }
+    for name, (added_up, recorded) in compared.items():
+        if added_up != recorded:
+            findings.add(
+                Kind.STATISTICS_MISMATCH,
+                None,
+                f"{name}: the members add up to {added_up!r}, the row says {recorded!r}",
+            )
 
 
 async def _has_recorded_size(
