@@ -1,4 +1,4 @@
-"""`training-files create` and `add`: a change made through a running server's API, with a
+"""`training-files create`, `add` and `remove`: a change made through a running server's API, with a
 progress bar fed by `trainingFileProgress`.
 
 Through the API rather than in-process, so that the server's own pools, locks and limits apply
@@ -32,6 +32,8 @@ CREATE = f"""mutation ($input: CreateTrainingFileInput!) {{
   createTrainingFile(input: $input) {{ {_FILE} {_USER_ERRORS} }} }}"""
 ADD = f"""mutation ($input: AddConversationsInput!) {{
   addConversations(input: $input) {{ {_FILE} {_USER_ERRORS} }} }}"""
+REMOVE = f"""mutation ($input: RemoveConversationsInput!) {{
+  removeConversations(input: $input) {{ {_FILE} {_USER_ERRORS} }} }}"""
 PROGRESS = """subscription ($id: ID!) { trainingFileProgress(id: $id) {
   phase conversationsDone conversationsTotal bytesWritten } }"""
 
@@ -55,6 +57,11 @@ class Change:
     def add(cls, file_id: str, ids: list[str]) -> Change:
         fields = {"trainingFileId": file_id, "conversationIds": ids}
         return cls(file_id, ADD, {"input": fields}, "addConversations")
+
+    @classmethod
+    def remove(cls, file_id: str, ids: list[str]) -> Change:
+        fields = {"trainingFileId": file_id, "conversationIds": ids}
+        return cls(file_id, REMOVE, {"input": fields}, "removeConversations")
 
 
 class ServerError(Exception):

@@ -1,4 +1,5 @@
-"""`training-files`: serve | migrate | import | check | demo | token | export-schema."""
+"""`training-files`: serve | migrate | import | check | demo | token | create | add | remove |
+export-schema."""
 
 from __future__ import annotations
 
@@ -110,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, help in (
         ("create", "create a training file through the running server, showing its progress"),
         ("add", "add conversations to a training file through the running server"),
+        ("remove", "remove conversations from a training file through the running server"),
     ):
         change = commands.add_parser(name, help=help)
         if name == "create":
@@ -480,11 +482,12 @@ def _change(args: argparse.Namespace) -> int:
     settings = Settings.from_env(data_dir=args.data_dir, create_secret=False)
     token = args.token or _signed(settings, args.user, ttl_seconds=3600)
     url = args.url or f"http://{settings.host}:{settings.port}"
-    change = (
-        changes_cli.Change.create(args.name, args.description, args.ids)
-        if args.change == "create"
-        else changes_cli.Change.add(args.file, args.ids)
-    )
+    if args.change == "create":
+        change = changes_cli.Change.create(args.name, args.description, args.ids)
+    elif args.change == "add":
+        change = changes_cli.Change.add(args.file, args.ids)
+    else:
+        change = changes_cli.Change.remove(args.file, args.ids)
     try:
         payload = asyncio.run(changes_cli.run(change, url, token, console))
     except changes_cli.ServerError as error:

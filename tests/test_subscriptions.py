@@ -218,10 +218,11 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=WAIT)
 
 
-async def test_the_command_line_creates_and_adds_through_a_server_it_is_pointed_at(
+async def test_the_command_line_creates_adds_and_removes_through_a_server_it_is_pointed_at(
     servers: tuple[list[ApiServer], list[UUID]],
     workdir: Path,
     database_urls: DatabaseUrls,
+    db: Database,
 ) -> None:
     _, changing = servers[0]
     ids = servers[1]
@@ -261,6 +262,29 @@ async def test_the_command_line_creates_and_adds_through_a_server_it_is_pointed_
         _cli, env, "add", "--user", "alice", "--url", changing.url, "--file", file_id, str(ids[0])
     )
     assert refused.returncode == 1 and "ALREADY_IN_FILE" in refused.stderr, refused
+
+    removed = await asyncio.to_thread(
+        _cli,
+        env,
+        "remove",
+        "--user",
+        "alice",
+        "--url",
+        changing.url,
+        "--file",
+        file_id,
+        str(ids[1]),
+        str(ids[3]),
+    )
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stderr.strip().endswith(f"{file_id} version 3, 3 conversations")
+    async with db.session() as conn:
+        members = await conn.fetch(
+            "SELECT conversation_id FROM training_file_conversations"
+            " WHERE training_file_id = $1 ORDER BY position",
+            UUID(file_id),
+        )
+    assert [m["conversation_id"] for m in members] == [ids[0], ids[2], ids[4]]
 
     nobody = await asyncio.to_thread(
         _cli,
