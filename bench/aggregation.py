@@ -17,6 +17,7 @@ Set-up, in one run:
    with `ConversationImporter` as the owner, 8 at a time, separately into each backend, each
    backend's in a worker process of its own (the imports are CPU-bound in Python): each
    import stores the enriched file and its pre-rendered `<id>/<sha>.pieces` object beside it.
+   Then `sync`, so the imports' dirty pages are not written back during the measurements.
 3. Per backend, `training-files serve --no-demo` with the shipped defaults on that database
    and storage (local: a directory; S3: `moto_server` on 127.0.0.1 with STORAGE_URL=s3://,
    S3_ENDPOINT_URL, credentials and S3_CREATE_BUCKETS=true), except CLEANUP_INTERVAL: the
@@ -68,6 +69,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -482,6 +484,11 @@ async def run(plan: Plan) -> None:
         say("\n[2] a database per backend, and the conversations imported into each")
         backends = [await open_backend(ctx, name) for name in plan.backends]
         prepared = await prepare_all(ctx, backends)
+        # The imports leave gigabytes of dirty pages; flushed now, not during the timed
+        # creates and their I/O floors (both of which would then measure the writeback).
+        flushing = time.perf_counter()
+        await asyncio.to_thread(os.sync)
+        say(f"  flushed the imports to disk in {time.perf_counter() - flushing:.0f} s")
         try:
             results = [await measure_backend(ctx, p, f"[{n}]") for n, p in enumerate(prepared, 3)]
         finally:
