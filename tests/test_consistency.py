@@ -381,6 +381,16 @@ async def drift_the_quality_totals(
         )
 
 
+async def shift_a_members_range(storage: Storage, db: Database, record: TrainingFileRecord) -> None:
+    # The second member's JSONL range one byte later: a removal would copy a wrong span.
+    async with db.session() as conn:
+        await conn.execute(
+            "UPDATE training_file_conversations SET jsonl_start = jsonl_start + 1"
+            " WHERE training_file_id = $1 AND position = 1",
+            record.id,
+        )
+
+
 CORRUPTIONS: dict[str, tuple[Corruption, set[tuple[Kind, str]]]] = {
     "truncated-json": (truncate_json, {(Kind.WRONG_SIZE, "json")}),
     "lost-jsonl": (lose_jsonl, {(Kind.MISSING_OBJECT, "jsonl")}),
@@ -391,6 +401,11 @@ CORRUPTIONS: dict[str, tuple[Corruption, set[tuple[Kind, str]]]] = {
             (Kind.MEMBERS_MISMATCH, "json"),
             (Kind.MEMBERS_MISMATCH, "jsonl"),
             (Kind.MEMBERS_MISMATCH, "hf_dataset"),
+            # Their ranges moved with them, so they no longer follow each other in file order.
+            (Kind.RANGES_MISMATCH, "json"),
+            (Kind.RANGES_MISMATCH, "jsonl"),
+            (Kind.RANGES_MISMATCH, "openai_chat"),
+            (Kind.RANGES_MISMATCH, "hf_dataset"),
         },
     ),
     "ids-swapped-in-json": (swap_two_conversation_ids, {(Kind.MEMBERS_MISMATCH, "json")}),
@@ -405,6 +420,7 @@ CORRUPTIONS: dict[str, tuple[Corruption, set[tuple[Kind, str]]]] = {
         },
     ),
     "quality-totals-drifted": (drift_the_quality_totals, {(Kind.STATISTICS_MISMATCH, "row")}),
+    "member-range-shifted": (shift_a_members_range, {(Kind.RANGES_MISMATCH, "jsonl")}),
 }
 
 
@@ -423,6 +439,7 @@ async def test_corrupted_files_are_reported_and_left_alone(
         "row": "",  # a finding about the row names no object
         "json": record.json_file_path,
         "jsonl": record.jsonl_file_path,
+        "openai_chat": record.openai_chat_file_path,
         "hf_dataset": record.hf_dataset_file_path,
     }
 

@@ -15,8 +15,10 @@ import httpx
 import pytest
 
 from graphql_api.config import Settings
+from graphql_api.db import consistency
 from graphql_api.db.database import Database
 from graphql_api.db.writers import WriterPool
+from graphql_api.maintenance.verify import verify_file
 from graphql_api.runtime import DatabaseUrls, Pools
 from graphql_api.services import Services
 from graphql_api.storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET, Storage, read_all
@@ -143,6 +145,16 @@ async def assert_same_as_fresh(
     assert await junction(db, file_id) == await junction(db, fresh["id"])
     assert [m[0] for m in await junction(db, file_id)] == list(expected)
     await assert_ranges_hold_pieces(db, storage, file_id)
+    await assert_check_finds_nothing(db, storage, file_id)
+
+
+async def assert_check_finds_nothing(db: Database, storage: Storage, file_id: str) -> None:
+    """What `training-files check` verifies of a file (its totals, its members' ranges, its
+    objects) holds after the change."""
+    async with db.session() as conn:
+        record = await consistency.file(conn, UUID(file_id))
+    assert record is not None
+    assert await verify_file(db, storage, record) == []
 
 
 def _body_lengths(current: dict[str, Any]) -> tuple[int, int]:
@@ -286,6 +298,7 @@ async def test_files_from_before_the_ranges_are_rebuilt_from_pieces_once(
         db, storage, fresh["id"], "legacy-2"
     )
     assert {m[2] for m in await junction(db, created["id"])} == {None}
+    await assert_check_finds_nothing(db, storage, created["id"])
     assert [m[:2] for m in await junction(db, created["id"])] == [
         (conversation, position) for position, conversation in enumerate(ids[1:2] + ids[3:])
     ]

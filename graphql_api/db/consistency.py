@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from .training_files import TrainingFileRecord, object_paths
+from .training_files import RANGE_COLUMNS, MemberRanges, TrainingFileRecord, object_paths, ranges_of
 
 _COLUMNS = ", ".join(f.name for f in fields(TrainingFileRecord))
 
@@ -24,6 +24,13 @@ _COUNT_FILES = "SELECT count(*) FROM training_files"
 
 _MEMBERS_AFTER = """
 SELECT position, conversation_id FROM training_file_conversations
+WHERE training_file_id = $1 AND position > $2
+ORDER BY position
+LIMIT $3
+"""
+
+_MEMBER_RANGES_AFTER = f"""
+SELECT position, conversation_id, {", ".join(RANGE_COLUMNS)} FROM training_file_conversations
 WHERE training_file_id = $1 AND position > $2
 ORDER BY position
 LIMIT $3
@@ -93,6 +100,14 @@ async def members_after(
     """A page of (position, conversation id) of a file's junction rows, in position order."""
     rows = await conn.fetch(_MEMBERS_AFTER, file_id, after_position, limit)
     return [(row["position"], row["conversation_id"]) for row in rows]
+
+
+async def member_ranges_after(
+    conn: asyncpg.Connection, file_id: UUID, after_position: int, limit: int
+) -> list[tuple[int, UUID, MemberRanges | None]]:
+    """As `members_after`, with each member's byte ranges (None where none were recorded)."""
+    rows = await conn.fetch(_MEMBER_RANGES_AFTER, file_id, after_position, limit)
+    return [(row["position"], row["conversation_id"], ranges_of(row)) for row in rows]
 
 
 async def file_objects(

@@ -131,7 +131,14 @@ class MemberRanges:
     hf_dataset_end: int
 
 
-_RANGE_COLUMNS = tuple(f.name for f in fields(MemberRanges))
+RANGE_COLUMNS = tuple(f.name for f in fields(MemberRanges))
+
+
+def ranges_of(row: asyncpg.Record) -> MemberRanges | None:
+    """A junction row's ranges; None for a row from before they were recorded (0009)."""
+    if row["json_start"] is None:
+        return None
+    return MemberRanges(**{c: row[c] for c in RANGE_COLUMNS})
 
 
 @dataclass(frozen=True)
@@ -326,12 +333,12 @@ _END_PROCESSING = (
 
 _PROCESSING = "SELECT id FROM training_files WHERE status = 'processing' ORDER BY id LIMIT $1"
 
-_RANGES = ", ".join(_RANGE_COLUMNS)
+_RANGES = ", ".join(RANGE_COLUMNS)
 
 
 def _range_arrays(first: int) -> str:
     """Parameters $first... as one bigint[] per range column, for unnest."""
-    return ", ".join(f"${i}::bigint[]" for i in range(first, first + len(_RANGE_COLUMNS)))
+    return ", ".join(f"${i}::bigint[]" for i in range(first, first + len(RANGE_COLUMNS)))
 
 
 _INSERT_MEMBERS = f"""
@@ -389,7 +396,7 @@ WITH removed AS (
       AND k.position > (SELECT min(position) FROM removed)
 )
 UPDATE training_file_conversations j SET
-    position = m.position, {", ".join(f"{c} = m.{c}" for c in _RANGE_COLUMNS)}
+    position = m.position, {", ".join(f"{c} = m.{c}" for c in RANGE_COLUMNS)}
 FROM moved m WHERE j.id = m.id
 """
 
@@ -401,7 +408,7 @@ WITH removed AS (  -- runs though nothing reads it, before the UPDATE's uniquene
     WHERE training_file_id = $1 AND conversation_id = ANY($2::uuid[])
 )
 UPDATE training_file_conversations j SET
-    position = (n.ord - 1)::int, {", ".join(f"{c} = n.{c}" for c in _RANGE_COLUMNS)}
+    position = (n.ord - 1)::int, {", ".join(f"{c} = n.{c}" for c in RANGE_COLUMNS)}
 FROM unnest($3::uuid[], {_range_arrays(4)})
     WITH ORDINALITY AS n(id, {_RANGES}, ord)
 WHERE j.training_file_id = $1 AND j.conversation_id = n.id
@@ -658,16 +665,7 @@ async def removed_members(
 ) -> list[RemovedMember]:
     """The members among `conversation_ids`, in file order."""
     found = await conn.fetch(_REMOVED_MEMBERS, file_id, list(conversation_ids))
-    return [
-        RemovedMember(
-            row["conversation_id"],
-            row["position"],
-            None
-            if row["json_start"] is None
-            else MemberRanges(**{c: row[c] for c in _RANGE_COLUMNS}),
-        )
-        for row in found
-    ]
+    return [RemovedMember(row["conversation_id"], row["position"], ranges_of(row)) for row in found]
 
 
 async def has_unranged_member(conn: asyncpg.Connection, file_id: UUID) -> bool:
@@ -702,9 +700,7 @@ async def remove_members_renumbered(
 
 def _range_columns(ranges: Sequence[MemberRanges | None]) -> list[list[int | None]]:
     """One list per range column, for unnest (None where a member's ranges are unknown)."""
-    return [
-        [None if r is None else getattr(r, column) for r in ranges] for column in _RANGE_COLUMNS
-    ]
+    return [[None if r is None else getattr(r, column) for r in ranges] for column in RANGE_COLUMNS]
 
 
 async def due_for_deletion(

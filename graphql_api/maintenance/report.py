@@ -18,6 +18,7 @@ class Kind(enum.StrEnum):
     MEMBERS_MISMATCH = "members_mismatch"  # conversations differ from the junction rows
     CONTENT_MISMATCH = "content_mismatch"  # counted pairs or lines differ from the row
     STATISTICS_MISMATCH = "statistics_mismatch"  # the row's totals differ from its members'
+    RANGES_MISMATCH = "ranges_mismatch"  # members' byte ranges do not tile the object's body
     UNREADABLE = "unreadable"
     # Left behind by a crash; removed by --repair once its writer is provably gone.
     PENDING_WRITE = "pending_write"  # a temp file, an incomplete multipart upload

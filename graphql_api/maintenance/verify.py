@@ -1,7 +1,9 @@
 """Verify one training file: its row, its two objects, its junction rows, streamed.
 
 The row: its totals and distribution are what its members add up to (an add extends the row's
-instead of aggregating the members again, so a drift would otherwise go unseen).
+instead of aggregating the members again, so a drift would otherwise go unseen), and the
+members' recorded byte ranges tile each object's body in file order (a removal copies the bytes
+around the removed members' ranges, trusting them).
 For both objects: they exist with the recorded sizes and body offsets. The full JSON: the
 header's totals match the row, the footer is `JSON_FOOTER`, the body's conversations are the
 junction rows in position order, and its pairs add up to the row's. The JSONL: `_meta` says the
@@ -17,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from ..aggregation import removal
 from ..aggregation.chat import messages
 from ..aggregation.format import JSON_FOOTER
 from ..db import consistency as sql
@@ -67,6 +70,7 @@ class _Findings:
 async def verify_file(db: Database, storage: Storage, row: TrainingFileRecord) -> list[Finding]:
     findings = _Findings(row)
     await _verify_statistics(db, row, findings)
+    await _verify_member_ranges(db, row, findings)
     checks = (
         (row.json_file_path, row.json_file_size, _verify_json),
         (row.jsonl_file_path, row.jsonl_file_size, _verify_jsonl),
@@ -130,6 +134,63 @@ async def _verify_statistics(db: Database, row: TrainingFileRecord, findings: _F
                 None,
                 f"{name}: the members add up to {added_up!r}, the row says {recorded!r}",
             )
+
+
+async def _verify_member_ranges(db: Database, row: TrainingFileRecord, findings: _Findings) -> None:
+    """Each member's range starts where the one before it ended (the first at 0) and the last
+    ends at the body's end. A member without ranges (from before 0009) breaks the chain: the
+    members after it are checked against each other and the body's end only."""
+    bodies = _body_lengths(row)
+    follows: dict[FileFormat, int | None] = dict.fromkeys(bodies, 0)
+    problems: dict[FileFormat, str] = {}
+    after = -1
+    while True:
+        async with db.session() as conn:
+            page = await sql.member_ranges_after(conn, row.id, after, _MEMBER_PAGE)
+        for position, conversation_id, ranges in page:
+            after = position
+            for kind in bodies:
+                if ranges is None:
+                    follows[kind] = None
+                    continue
+                start, end = removal.span(ranges, kind)
+                if kind not in problems and follows[kind] not in (None, start):
+                    problems[kind] = (
+                        f"member {conversation_id} (position {position}) starts at {start}, "
+                        f"the member before it ends at {follows[kind]}"
+                    )
+                follows[kind] = end
+        if len(page) < _MEMBER_PAGE:
+            break
+    for kind, length in bodies.items():
+        if kind not in problems and follows[kind] is not None and follows[kind] != length:
+            problems[kind] = f"the members' ranges end at {follows[kind]}, the body at {length}"
+    for kind, problem in problems.items():
+        findings.add(Kind.RANGES_MISMATCH, _key(row, kind), problem)
+
+
+def _body_lengths(row: TrainingFileRecord) -> dict[FileFormat, int]:
+    """The length of each object's body that the row records (the exports are all body)."""
+    lengths: dict[FileFormat, int | None] = {
+        FileFormat.JSON: _difference(row.json_body_end, row.json_body_start),
+        FileFormat.JSONL: _difference(row.jsonl_body_end, row.jsonl_body_start),
+        FileFormat.OPENAI_CHAT: row.openai_chat_file_size,
+        FileFormat.HF_DATASET: row.hf_dataset_file_size,
+    }
+    return {kind: length for kind, length in lengths.items() if length is not None}
+
+
+def _difference(end: int | None, start: int | None) -> int | None:
+    return None if end is None or start is None else end - start
+
+
+def _key(row: TrainingFileRecord, kind: FileFormat) -> str | None:
+    return {
+        FileFormat.JSON: row.json_file_path,
+        FileFormat.JSONL: row.jsonl_file_path,
+        FileFormat.OPENAI_CHAT: row.openai_chat_file_path,
+        FileFormat.HF_DATASET: row.hf_dataset_file_path,
+    }[kind]
 
 
 async def _has_recorded_size(
