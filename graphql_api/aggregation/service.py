@@ -368,7 +368,7 @@ class TrainingFileService:
             current = await rows.get(conn, training_file_id)
         if current is None:
             raise NotFound(f"training file {training_file_id} does not exist")
-        key, _ = _object(current, file_format)
+        key, _ = current.object_of(file_format)
         if key is None:
             raise Conflict(_not_ready(current, file_format), code=ErrorCode.NOT_READY)
         return DownloadTarget(
@@ -558,7 +558,7 @@ class TrainingFileService:
         self, current: TrainingFileRecord, kind: FileFormat, removed: list[rows.RemovedMember]
     ) -> list[Part]:
         """The current body of `kind` without the `removed` members, as ranges of its object."""
-        key, size = _object(current, kind)
+        key, size = current.object_of(kind)
         assert key is not None and size is not None
         start = {
             FileFormat.JSON: current.json_body_start,
@@ -640,8 +640,8 @@ class TrainingFileService:
         elif kind is FileFormat.JSONL:
             start, end = current.jsonl_body_start, current.jsonl_body_end
         else:
-            start, end = 0, _object(current, kind)[1]
-        key = _object(current, kind)[0]
+            start, end = 0, current.object_of(kind)[1]
+        key = current.object_of(kind)[0]
         if key is None:
             return [self._member_part(member, kind) for member in members]
         assert start is not None and end is not None
@@ -862,19 +862,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _object(current: TrainingFileRecord, kind: FileFormat) -> tuple[str | None, int | None]:
-    """The key and size of the version's object of format `kind` (None: it has none)."""
-    if kind is FileFormat.JSON:
-        return current.json_file_path, current.json_file_size
-    if kind is FileFormat.JSONL:
-        return current.jsonl_file_path, current.jsonl_file_size
-    if kind is FileFormat.OPENAI_CHAT:
-        return current.openai_chat_file_path, current.openai_chat_file_size
-    return current.hf_dataset_file_path, current.hf_dataset_file_size
-
-
 def _has_exports(current: TrainingFileRecord) -> bool:
-    return all(_object(current, kind)[0] is not None for kind in _EXPORTS)
+    return all(current.object_of(kind)[0] is not None for kind in _EXPORTS)
 
 
 def _not_ready(current: TrainingFileRecord, kind: FileFormat) -> str:

@@ -11,7 +11,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ..domain.enums import TrainingFileStatus
+from ..domain.enums import FileFormat, TrainingFileStatus
 from ..pagination import Cursor
 from .conversations import ConversationRecord
 from .where import Where
@@ -64,6 +64,16 @@ class TrainingFileRecord:
     def object_paths(self) -> tuple[str, ...]:
         """Every object the row points at."""
         return object_paths(self)
+
+    def object_of(self, kind: FileFormat) -> tuple[str | None, int | None]:
+        """The key and size of the version's object of format `kind` (None: it has none)."""
+        if kind is FileFormat.JSON:
+            return self.json_file_path, self.json_file_size
+        if kind is FileFormat.JSONL:
+            return self.jsonl_file_path, self.jsonl_file_size
+        if kind is FileFormat.OPENAI_CHAT:
+            return self.openai_chat_file_path, self.openai_chat_file_size
+        return self.hf_dataset_file_path, self.hf_dataset_file_size
 
 
 _COLUMN_NAMES = tuple(f.name for f in fields(TrainingFileRecord))

@@ -1,12 +1,13 @@
-"""Verify one training file: its row, its two objects, its junction rows, streamed.
+"""Verify one training file: its row, its objects, its junction rows, streamed.
 
 The row: its totals and distribution are what its members add up to (an add extends the row's
 instead of aggregating the members again, so a drift would otherwise go unseen), and the
 members' recorded byte ranges tile each object's body in file order (a removal copies the bytes
 around the removed members' ranges, trusting them).
-For both objects: they exist with the recorded sizes and body offsets. The full JSON: the
-header's totals match the row, the footer is `JSON_FOOTER`, the body's conversations are the
-junction rows in position order, and its pairs add up to the row's. The JSONL: `_meta` says the
+
+Every object exists with its recorded size (and the JSON and JSONL with fitting body offsets).
+The full JSON: the header's totals match the row, the footer is `JSON_FOOTER`, the body's
+conversations are the junction rows in position order, and its pairs add up to the row's. The JSONL: `_meta` says the
 row's trainable pairs, and there are that many lines, each of a member, in member order. The
 trainer exports (when the version has them): a line per pair of the full JSON that makes a chat
 example, each of its export's shape (exports.py); HF_DATASET's lines of members in member order.
@@ -166,7 +167,7 @@ async def _verify_member_ranges(db: Database, row: TrainingFileRecord, findings:
         if kind not in problems and follows[kind] is not None and follows[kind] != length:
             problems[kind] = f"the members' ranges end at {follows[kind]}, the body at {length}"
     for kind, problem in problems.items():
-        findings.add(Kind.RANGES_MISMATCH, _key(row, kind), problem)
+        findings.add(Kind.RANGES_MISMATCH, row.object_of(kind)[0], problem)
 
 
 def _body_lengths(row: TrainingFileRecord) -> dict[FileFormat, int]:
@@ -182,15 +183,6 @@ def _body_lengths(row: TrainingFileRecord) -> dict[FileFormat, int]:
 
 def _difference(end: int | None, start: int | None) -> int | None:
     return None if end is None or start is None else end - start
-
-
-def _key(row: TrainingFileRecord, kind: FileFormat) -> str | None:
-    return {
-        FileFormat.JSON: row.json_file_path,
-        FileFormat.JSONL: row.jsonl_file_path,
-        FileFormat.OPENAI_CHAT: row.openai_chat_file_path,
-        FileFormat.HF_DATASET: row.hf_dataset_file_path,
-    }[kind]
 
 
 async def _has_recorded_size(
