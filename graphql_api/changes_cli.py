@@ -1,5 +1,5 @@
-"""`training-files create`, `add` and `remove`: a change made through a running server's API, with a
-progress bar fed by `trainingFileProgress`.
+"""`training-files create`, `add` and `remove`: a change made through a running server's API,
+with a progress bar fed by `trainingFileProgress`.
 
 Through the API rather than in-process, so that the server's own pools, locks and limits apply
 and the change is seen by its subscribers like any other. The subscription opens before the

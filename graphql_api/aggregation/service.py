@@ -435,7 +435,7 @@ class TrainingFileService:
         lengths = [
             {kind: _length([new[kind][i]]) for kind in pieces.KINDS} for i in range(len(records))
         ]
-        ends = _body_lengths(version)
+        ends = rows.body_lengths(version)
         starts = {
             kind: ends[kind] - sum(length[kind] for length in lengths) for kind in pieces.KINDS
         }
@@ -917,15 +917,6 @@ def _header(
 def _heads(header: FileHeader) -> dict[FileFormat, bytes]:
     """What comes before the body in each object (the exports have nothing)."""
     return {FileFormat.JSON: json_header(header), FileFormat.JSONL: jsonl_header(header)}
-
-
-def _body_lengths(version: FileVersion) -> dict[FileFormat, int]:
-    return {
-        FileFormat.JSON: version.json_body_end - version.json_body_start,
-        FileFormat.JSONL: version.jsonl_body_end - version.jsonl_body_start,
-        FileFormat.OPENAI_CHAT: version.openai_chat_file_size,
-        FileFormat.HF_DATASET: version.hf_dataset_file_size,
-    }
 
 
 def _rebuilt_ranges(

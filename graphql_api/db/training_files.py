@@ -222,6 +222,37 @@ def object_paths(row: _HasPaths) -> tuple[str, ...]:
     return tuple(p for p in paths if p is not None)
 
 
+class _HasBodies(Protocol):
+    @property
+    def json_body_start(self) -> int | None: ...
+    @property
+    def json_body_end(self) -> int | None: ...
+    @property
+    def jsonl_body_start(self) -> int | None: ...
+    @property
+    def jsonl_body_end(self) -> int | None: ...
+    @property
+    def openai_chat_file_size(self) -> int | None: ...
+    @property
+    def hf_dataset_file_size(self) -> int | None: ...
+
+
+def body_lengths(row: _HasBodies) -> dict[FileFormat, int]:
+    """The length of the body of each object a row (or a version) records; the trainer
+    exports are all body. Formats whose object it does not record are left out."""
+    lengths = {
+        FileFormat.JSON: _difference(row.json_body_end, row.json_body_start),
+        FileFormat.JSONL: _difference(row.jsonl_body_end, row.jsonl_body_start),
+        FileFormat.OPENAI_CHAT: row.openai_chat_file_size,
+        FileFormat.HF_DATASET: row.hf_dataset_file_size,
+    }
+    return {kind: length for kind, length in lengths.items() if length is not None}
+
+
+def _difference(end: int | None, start: int | None) -> int | None:
+    return None if end is None or start is None else end - start
+
+
 # Member statistics and distributions are aggregated over `members` (conversation_id,
 # position): an add's new conversations alone (their totals are then combined with the row's),
 # or the members a removal keeps.

@@ -7,9 +7,9 @@ around the removed members' ranges, trusting them).
 
 Every object exists with its recorded size (and the JSON and JSONL with fitting body offsets).
 The full JSON: the header's totals match the row, the footer is `JSON_FOOTER`, the body's
-conversations are the junction rows in position order, and its pairs add up to the row's. The JSONL: `_meta` says the
-row's trainable pairs, and there are that many lines, each of a member, in member order. The
-trainer exports (when the version has them): a line per pair of the full JSON that makes a chat
+conversations are the junction rows in position order, and its pairs add up to the row's. The
+JSONL: `_meta` says the row's trainable pairs, and there are that many lines, each of a member,
+in member order. The trainer exports (when the version has them): a line per pair of the full JSON that makes a chat
 example, each of its export's shape (exports.py); HF_DATASET's lines of members in member order.
 """
 
@@ -141,7 +141,7 @@ async def _verify_member_ranges(db: Database, row: TrainingFileRecord, findings:
     """Each member's range starts where the one before it ended (the first at 0) and the last
     ends at the body's end. A member without ranges (from before 0009) breaks the chain: the
     members after it are checked against each other and the body's end only."""
-    bodies = _body_lengths(row)
+    bodies = training_files.body_lengths(row)
     follows: dict[FileFormat, int | None] = dict.fromkeys(bodies, 0)
     problems: dict[FileFormat, str] = {}
     after = -1
@@ -168,21 +168,6 @@ async def _verify_member_ranges(db: Database, row: TrainingFileRecord, findings:
             problems[kind] = f"the members' ranges end at {follows[kind]}, the body at {length}"
     for kind, problem in problems.items():
         findings.add(Kind.RANGES_MISMATCH, row.object_of(kind)[0], problem)
-
-
-def _body_lengths(row: TrainingFileRecord) -> dict[FileFormat, int]:
-    """The length of each object's body that the row records (the exports are all body)."""
-    lengths: dict[FileFormat, int | None] = {
-        FileFormat.JSON: _difference(row.json_body_end, row.json_body_start),
-        FileFormat.JSONL: _difference(row.jsonl_body_end, row.jsonl_body_start),
-        FileFormat.OPENAI_CHAT: row.openai_chat_file_size,
-        FileFormat.HF_DATASET: row.hf_dataset_file_size,
-    }
-    return {kind: length for kind, length in lengths.items() if length is not None}
-
-
-def _difference(end: int | None, start: int | None) -> int | None:
-    return None if end is None or start is None else end - start
 
 
 async def _has_recorded_size(
