@@ -325,6 +325,7 @@ def _s3(env: Env) -> S3Config:
             create_buckets=env.flag("S3_CREATE_BUCKETS", False),
             addressing_style=env.cast("S3_ADDRESSING_STYLE", _addressing_style, "path"),
             server_side_copy=env.flag("S3_SERVER_SIDE_COPY", True),
+            composite_objects=env.flag("S3_COMPOSITE_OBJECTS", True),
         )
     except InvalidS3Config as error:
         name = _S3_VARIABLES.get(error.field, error.field)

@@ -184,12 +184,13 @@ async def _warn_if_privileged(db: Database) -> None:
 
 
 async def open_storage(settings: Settings) -> Storage:
-    """The configured backend; S3 opens one client here, closed by `Storage.close`. Local
-    storage signs download links to the app's own route, with a key derived from the JWT
-    secret (the route verifies them with the same key)."""
+    """The configured backend; S3 opens one client here, closed by `Storage.close`. The app
+    serves local objects and S3 composites itself, through download links signed with a key
+    derived from the JWT secret (the route verifies them with the same key)."""
+    signer = LinkSigner(settings.jwt_secret)
     if settings.s3 is None:
-        return LocalStorage(settings.storage_path, link_signer=LinkSigner(settings.jwt_secret))
-    storage = await S3Storage.open(settings.s3)
+        return LocalStorage(settings.storage_path, link_signer=signer)
+    storage = await S3Storage.open(settings.s3, link_signer=signer)
     try:
         await storage.check()  # fail at start, naming any bucket that is missing
     except BaseException:

@@ -130,6 +130,9 @@ class FaultyStorage:
     async def delete(self, bucket: str, key: str) -> None:
         await self.faults.around("delete", lambda: self.inner.delete(bucket, key))
 
+    async def discard(self, bucket: str, key: str) -> None:
+        await self.faults.around("delete", lambda: self.inner.discard(bucket, key))
+
     async def exists(self, bucket: str, key: str) -> bool:
         return await self.faults.around("exists", lambda: self.inner.exists(bucket, key))
 

@@ -1,5 +1,6 @@
-"""A training file past 20 MiB on S3: the same bytes as on local storage, the add splice
-copied inside the store, and a failure mid multipart upload that leaves no trace."""
+"""A training file past 20 MiB on S3: the same bytes as on local storage, an add that uploads
+only its new bytes (the old body is named by the composite, not copied), and a failure mid
+multipart upload that leaves no trace."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ async def _build(service: TrainingFileService, name: str, ids: list[UUID]) -> li
     return versions
 
 
-async def test_large_file_on_s3_equals_local_and_the_splice_is_copied_server_side(
+async def test_large_file_on_s3_equals_local_and_an_add_uploads_only_its_new_bytes(
     db: Database, pools: Pools, s3: S3Storage, conversations: tuple[LocalStorage, list[UUID]]
 ) -> None:
     local, ids = conversations
@@ -105,13 +106,18 @@ async def test_large_file_on_s3_equals_local_and_the_splice_is_copied_server_sid
         + last_s3.openai_chat_file_size
         + last_s3.hf_dataset_file_size
     )
-    # Every byte of the new objects was either sent by us or copied inside the store.
-    assert s3.stats.uploaded_bytes + s3.stats.copied_bytes == total
-    # The JSON's old body (> 5 MiB) was copied inside the store, but for the bytes folded into
-    # the first part: S3 wants every part but the last to be at least 5 MiB, and the header is
-    # smaller. (The JSONL's old body here is too small to be worth a copy.)
-    assert s3.stats.copied_bytes >= json_old_body - 5 * MiB
-    assert s3.stats.uploaded_bytes <= total - (json_old_body - 5 * MiB)
+    old_bodies = sum(
+        end - start
+        for start, end in (
+            (before_last.json_body_start, before_last.json_body_end),  # type: ignore[attr-defined]
+            (before_last.jsonl_body_start, before_last.jsonl_body_end),  # type: ignore[attr-defined]
+        )
+    )
+    # The old bodies were neither copied nor uploaded again: the new composites name them.
+    assert json_old_body > 15 * MiB
+    assert s3.stats.copied_bytes == 0
+    assert s3.stats.uploaded_bytes < total - old_bodies
+    assert s3.faults.calls["UploadPartCopy"] == 0
 
 
 async def test_failure_mid_multipart_upload_leaves_nothing_and_changes_nothing(
@@ -130,24 +136,24 @@ async def test_failure_mid_multipart_upload_leaves_nothing_and_changes_nothing(
             await conn.fetchrow("SELECT * FROM training_files WHERE id = $1", created.id)
         )
 
-    copies_before = s3.faults.calls["UploadPartCopy"]
-    flaky = InstrumentedStorage(s3)
-    flaky.fail_writes_after = 9 * MiB  # past the first 8 MiB part: a multipart upload
-    with pytest.raises(InjectedFailure):
-        await training_file_service(
-            pools, flaky
-        ).add_conversations(  # type: ignore[arg-type]
-            OWNER, created.id, ids[2 * BATCH : 3 * BATCH]
-        )
+    # 5 MiB parts, and a failure just past 5 MiB into the JSON's new bytes (its old body,
+    # named by the composite, counts as written): their segment is a multipart upload by then.
+    small_parts = await FaultyS3Storage.open(s3.config, part_size=5 * MiB)
+    flaky = InstrumentedStorage(small_parts)
+    flaky.fail_writes_after = created.json_body_end + 5 * MiB + 16_384
+    try:
+        with pytest.raises(InjectedFailure):
+            await training_file_service(
+                pools, flaky
+            ).add_conversations(  # type: ignore[arg-type]
+                OWNER, created.id, ids[2 * BATCH : 3 * BATCH]
+            )
+    finally:
+        await small_parts.close()  # waits for the clean-up the failure started
+    stats = small_parts.stats
 
-    # The old body (> 5 MiB) was being copied inside the store when the write failed: the
-    # failure struck the real compose, not a streamed stand-in.
     assert created.json_body_end - created.json_body_start > 10 * MiB
-    # One UploadPartCopy probes the store (once per client), the others copy old bodies' ranges
-    # (the exports' too, written at the same time).
-    assert s3.server_side_copy_supported is True
-    assert s3.faults.calls["UploadPartCopy"] >= copies_before + 2
-    assert s3.stats.aborted_uploads >= 1
+    assert stats.multipart_uploads >= 1 and stats.aborted_uploads >= 1
     assert await s3.list_keys(TRAINING_BUCKET) == keys_before
     for bucket in s3.config.buckets.values():
         uploads = await s3._client.list_multipart_uploads(Bucket=bucket)

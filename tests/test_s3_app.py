@@ -1,4 +1,5 @@
-"""The whole product on S3 (moto on 127.0.0.1): import, GraphQL, presigned downloads, health."""
+"""The whole product on S3 (moto on 127.0.0.1): import, GraphQL, presigned downloads of plain
+files, the app's own downloads of composites (extended files), health."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
 
@@ -18,6 +20,7 @@ from graphql_api.demo import write_demo_set
 from graphql_api.runtime import Pools
 from graphql_api.services import Services
 from graphql_api.storage.base import TRAINING_BUCKET, read_all
+from graphql_api.storage.links import LinkSigner
 from graphql_api.storage.s3 import S3Storage
 
 from .conftest import USER, bearer
@@ -34,6 +37,19 @@ mutation($ids: [ID!]!) {
 DOWNLOAD = """
 mutation($id: ID!) {
   downloadUrl(input: {trainingFileId: $id, format: JSONL}) { url filename expiresInSeconds }
+}
+"""
+ADD = """
+mutation($id: ID!, $ids: [ID!]!) {
+  addConversations(input: {trainingFileId: $id, conversationIds: $ids}) {
+    trainingFile { id conversationCount }
+    userErrors { code message }
+  }
+}
+"""
+DOWNLOAD_JSON = """
+mutation($id: ID!) {
+  downloadUrl(input: {trainingFileId: $id, format: JSON}) { url filename }
 }
 """
 
@@ -108,6 +124,67 @@ async def test_health_reports_missing_buckets(
     assert response.json()["storage"] == "unreachable"
 
 
+async def test_an_extended_file_is_a_composite_the_app_serves_itself(
+    db: Database,
+    owner_writers: WriterPool,
+    pools: Pools,
+    moto: MotoServer,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    # As `make serve` opens it: composite links signed with the key the download route checks.
+    s3 = await S3Storage.open(moto.config(), link_signer=LinkSigner(settings.jwt_secret))
+    try:
+        importer = ConversationImporter(owner_writers, s3)
+        results = [await importer.import_file(p) for p in write_demo_set(tmp_path, 45, seed=81)]
+        ids = [str(r.conversation_id) for r in results]
+        app = create_app(settings, Services.of(settings, pools, s3))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            client.headers.update(bearer(settings, USER))
+
+            async def graphql(query: str, **variables: object) -> dict[str, object]:
+                answer = await client.post(
+                    "/graphql", json={"query": query, "variables": variables}
+                )
+                return answer.json()["data"]  # type: ignore[no-any-return]
+
+            created = await graphql(CREATE, ids=ids[:40])
+            file_id = created["createTrainingFile"]["trainingFile"]["id"]  # type: ignore[index]
+            added = await graphql(ADD, id=file_id, ids=ids[40:])
+            assert added["addConversations"]["trainingFile"]["conversationCount"] == 45  # type: ignore[index]
+            link = (await graphql(DOWNLOAD_JSON, id=file_id))["downloadUrl"]
+            url = link["url"]  # type: ignore[index]
+            client.headers.pop("authorization")  # the signature is the grant
+            whole = await client.get(url)
+            part = await client.get(url, headers={"Range": "bytes=1000-2999999"})
+    finally:
+        await s3.close()
+
+    assert url.startswith(f"http://testserver/downloads/{TRAINING_BUCKET}/{file_id}/v2/")
+    assert whole.status_code == 200 and whole.headers["content-type"] == "application/json"
+    document = json.loads(whole.content)
+    assert sorted(
+        c["conversation_metadata"]["conversation_id"] for c in document["conversations"]
+    ) == sorted(ids)
+    assert part.status_code == 206 and part.content == whole.content[1000:3_000_000]
+    async with db.session() as conn:
+        key = await conn.fetchval(
+            "SELECT json_file_path FROM training_files WHERE id = $1", file_id
+        )
+    raw = boto3.client(
+        "s3",
+        endpoint_url=moto.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=moto.access_key,
+        aws_secret_access_key=moto.secret_key,
+    )
+    stored = raw.head_object(Bucket=TRAINING_BUCKET, Key=key)
+    raw.close()
+    assert stored["Metadata"] == {"tf-composite": "v1", "tf-size": str(len(whole.content))}
+    assert stored["ContentLength"] < 10_000  # only the manifest is at the key
+
+
 def test_s3_settings_come_from_the_environment(tmp_path: Path) -> None:
     env = {
         "DATA_DIR": str(tmp_path),
@@ -127,6 +204,9 @@ def test_s3_settings_come_from_the_environment(tmp_path: Path) -> None:
         "prod/",
     )
     assert s3.buckets["training-files"] == "lora-files"
+    assert s3.composite_objects is True
+    no_composites = Settings.from_env({**env, "S3_COMPOSITE_OBJECTS": "false"}).s3
+    assert no_composites is not None and no_composites.composite_objects is False
     assert Settings.from_env({"DATA_DIR": str(tmp_path)}).s3 is None
 
     for name, value in [
@@ -135,6 +215,7 @@ def test_s3_settings_come_from_the_environment(tmp_path: Path) -> None:
         ("S3_KEY_PREFIX", "../x"),
         ("AWS_REGION", "a b"),
         ("S3_CREATE_BUCKETS", "maybe"),
+        ("S3_COMPOSITE_OBJECTS", "sometimes"),
     ]:
         with pytest.raises(ConfigError, match=name):
             Settings.from_env({**env, name: value})

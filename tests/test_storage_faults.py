@@ -32,10 +32,11 @@ from .storage_wrappers import Faults, FaultyS3Storage, FaultyStorage
 
 OWNER = UUID("00000000-0000-4000-8000-0000000000fa")
 STEP = 2
-# (backend, conversations in the file before the faulty adds): on S3, enough for a multipart
-# JSON whose old body is copied inside the store (the copy needs 5 MiB beyond the bytes that
-# top the header up to a 5 MiB part).
-FOR_ADDS = [("local", 20), ("s3", 200)]
+# (backend, conversations in the file before the faulty adds): on S3 with composites, enough
+# for an old body the new composite names (1 MiB); on S3 with every object plain, enough for a
+# multipart JSON whose old body is copied inside the store (the copy needs 5 MiB beyond the
+# bytes that top the header up to a 5 MiB part).
+FOR_ADDS = [("local", 20), ("s3", 40), ("s3-plain", 200)]
 FOR_CREATES = [("local", 0), ("s3", 0)]
 
 
@@ -75,6 +76,17 @@ S3_FAULTS = [
     Fault("PutObject", 1),
     Fault("PutObject", 1, after=True, crash=True),
 ]
+# An add to a composite: its old body's manifests are read, its header and new bytes uploaded
+# as segments (small ones: PutObject), then each format's manifest.
+S3_COMPOSITE_FAULTS = [
+    Fault("HeadObject", 1),
+    Fault("GetObject", 1),
+    Fault("GetObject", 3, crash=True),
+    Fault("PutObject", 1),
+    Fault("PutObject", 2, crash=True),
+    Fault("PutObject", 3, after=True),  # a segment or a manifest stored, the answer lost
+    Fault("PutObject", 8, after=True, crash=True),  # the last manifest stored, then a crash
+]
 
 
 @dataclass
@@ -104,9 +116,11 @@ async def setup(
         faulty_storage: Storage = faulty  # type: ignore[assignment]
     else:
         moto: MotoServer = request.getfixturevalue("moto")
-        s3 = await FaultyS3Storage.open(moto.config())
+        composites = backend == "s3" and base > 0  # creates are plain either way
+        s3 = await FaultyS3Storage.open(moto.config(composite_objects=composites))
         real = faulty_storage = s3
-        faults, plan, opened = s3.faults, S3_FAULTS, [s3]
+        plan = S3_COMPOSITE_FAULTS if composites else S3_FAULTS
+        faults, opened = s3.faults, [s3]
     importer = ConversationImporter(owner_writers, real)
     count = base + STEP * (len(plan) + 1) * 2
     paths = write_demo_set(tmp_path / "demo", count, seed=77)
@@ -152,7 +166,7 @@ async def _repaired_and_consistent(setup: Setup, owner_writers: WriterPool, faul
     assert after.findings == [], (str(fault), after.findings)
 
 
-@pytest.mark.parametrize("setup", FOR_ADDS, indirect=True, ids=["local", "s3"])
+@pytest.mark.parametrize("setup", FOR_ADDS, indirect=True, ids=["local", "s3", "s3-plain"])
 async def test_an_add_failing_at_any_storage_step_keeps_the_previous_version(
     setup: Setup, db: Database, owner_writers: WriterPool
 ) -> None:

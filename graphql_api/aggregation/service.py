@@ -468,7 +468,7 @@ class TrainingFileService:
                     for kind in pieces.KINDS
                 }
         except BaseExceptionGroup as group_error:
-            await self._delete_quietly(*keys.values())
+            await self._discard_quietly(*keys.values())
             raise group_error.exceptions[0] from None
         size = {kind: task.result() for kind, task in composing.items()}
         quality = _quality(stats)
@@ -711,13 +711,14 @@ class TrainingFileService:
                 await rows.end_processing(conn, training_file_id)
 
     async def _discard(self, version: FileVersion) -> None:
-        await self._delete_quietly(*rows.object_paths(version))
+        await self._discard_quietly(*rows.object_paths(version))
 
-    async def _delete_quietly(self, *keys: str) -> None:
+    async def _discard_quietly(self, *keys: str) -> None:
+        """Remove objects of a version that no commit reached."""
         for key in keys:
             # The failure being reported matters more than this clean-up.
             with contextlib.suppress(Exception):
-                await self._storage.delete(TRAINING_BUCKET, key)
+                await self._storage.discard(TRAINING_BUCKET, key)
 
 
 async def _eligible(

@@ -42,6 +42,11 @@ FROM training_files
 WHERE id = ANY($1::uuid[])
 """
 _RETIRED_AMONG = "SELECT key FROM retired_objects WHERE bucket = $1 AND key = ANY($2::text[])"
+# Retired keys lie under their file's id, as the row's paths do.
+_RETIRED_OF_FILES = """
+SELECT key FROM retired_objects
+WHERE bucket = $1 AND split_part(key, '/', 1) = ANY($2::text[])
+"""
 _CONVERSATION_FILES = """
 SELECT conversation_id, enriched_file_path, pieces_path FROM conversations
 WHERE conversation_id = ANY($1::uuid[])
@@ -119,6 +124,17 @@ async def file_objects(
 
 async def retired_among(conn: asyncpg.Connection, bucket: str, keys: Sequence[str]) -> set[str]:
     return {row["key"] for row in await conn.fetch(_RETIRED_AMONG, bucket, list(keys))}
+
+
+async def retired_of_files(
+    conn: asyncpg.Connection, bucket: str, file_ids: Sequence[UUID]
+) -> dict[UUID, set[str]]:
+    """The retired objects of each of the files, not swept yet."""
+    found: dict[UUID, set[str]] = {}
+    ids = [str(file_id) for file_id in file_ids]
+    for row in await conn.fetch(_RETIRED_OF_FILES, bucket, ids):
+        found.setdefault(UUID(row["key"].split("/", 1)[0]), set()).add(row["key"])
+    return found
 
 
 async def conversation_files(

@@ -3,7 +3,9 @@
 Something is removed only when its writer is provably gone. Every writer holds the writer lock
 of the object it writes (the training file or conversation whose id starts the key) from its
 first byte to its commit, so: the lock must be free, and under it the database must still not
-reference the object (a writer may have committed between the listing and the lock).
+reference the object (a writer may have committed between the listing and the lock). A
+composite's segment is referenced when an object its file's row or retired versions reference
+names it: under the lock no compose of that file is under way, so no manifest is about to.
 """
 
 from __future__ import annotations
@@ -27,7 +29,15 @@ from ..storage.base import (
     StorageError,
     StoredObject,
 )
-from .layout import ConversationKey, Placement, ProbeKey, TrainingKey, place, writer_lock
+from .layout import (
+    ConversationKey,
+    Placement,
+    ProbeKey,
+    SegmentKey,
+    TrainingKey,
+    place,
+    writer_lock,
+)
 from .report import Finding, Kind, State
 
 # A health probe removes its object within seconds; one older than this was abandoned.
@@ -78,7 +88,7 @@ async def settle(
                 return finding.becomes(
                     State.IN_USE, "its writer holds the lock: a write in progress"
                 )
-            if orphan.pending is None and await _referenced(locked, finding):
+            if orphan.pending is None and await _referenced(locked, storage, finding):
                 return None
             return await _removed(orphan, storage) if repair else finding
     except (StorageError, Unavailable, asyncpg.PostgresError, OSError) as error:
@@ -94,9 +104,12 @@ async def _removed(orphan: Orphan, storage: Storage) -> Finding:
     return finding.becomes(State.REMOVED)
 
 
-async def _referenced(locked: LockedSession, finding: Finding) -> bool:
+async def _referenced(locked: LockedSession, storage: Storage, finding: Finding) -> bool:
     placement = place(finding.bucket, finding.key)
     async with locked.session() as conn:
+        if isinstance(placement, SegmentKey):
+            named = await _named_segments(conn, storage, finding.bucket, [placement.file_id])
+            return finding.key in named.get(placement.file_id, frozenset())
         if isinstance(placement, TrainingKey):
             return await sql.training_object_referenced(
                 conn, finding.bucket, placement.file_id, finding.key
@@ -116,18 +129,18 @@ async def _unreferenced_objects(
         tally.object_bytes += stored.size
         batch.append(stored)
         if len(batch) >= _BATCH:
-            for item in await _classify(db, batch, now):
+            for item in await _classify(db, storage, batch, now):
                 yield item
             batch = []
-    for item in await _classify(db, batch, now):
+    for item in await _classify(db, storage, batch, now):
         yield item
 
 
 async def _classify(
-    db: Database, batch: Sequence[StoredObject], now: datetime
+    db: Database, storage: Storage, batch: Sequence[StoredObject], now: datetime
 ) -> list[Orphan | Finding]:
     placed = [(stored, place(stored.bucket, stored.key)) for stored in batch]
-    references = await _References.of(db, placed)
+    references = await _References.of(db, storage, placed)
     found: list[Orphan | Finding] = []
     for stored, placement in placed:
         finding = _finding(stored, placement, references, now)
@@ -145,22 +158,47 @@ class _References:
     files: dict[UUID, sql.FileObjects]
     retired: set[str]
     conversation_files: dict[UUID, set[str]]
+    segments: dict[UUID, frozenset[str]]  # the segments each file's objects name
 
     @classmethod
     async def of(
-        cls, db: Database, placed: Sequence[tuple[StoredObject, Placement | None]]
+        cls,
+        db: Database,
+        storage: Storage,
+        placed: Sequence[tuple[StoredObject, Placement | None]],
     ) -> _References:
         file_ids = {p.file_id for _, p in placed if isinstance(p, TrainingKey)}
+        segment_owners = {p.file_id for _, p in placed if isinstance(p, SegmentKey)}
         conversation_ids = {p.conversation_id for _, p in placed if isinstance(p, ConversationKey)}
         training_keys = [s.key for s, p in placed if isinstance(p, TrainingKey)]
-        if not (file_ids or conversation_ids):
-            return cls({}, set(), {})
+        if not (file_ids or segment_owners or conversation_ids):
+            return cls({}, set(), {}, {})
         async with db.session() as conn:
             return cls(
                 await sql.file_objects(conn, list(file_ids)),
                 await sql.retired_among(conn, TRAINING_BUCKET, training_keys),
                 await sql.conversation_files(conn, list(conversation_ids)),
+                await _named_segments(conn, storage, TRAINING_BUCKET, list(segment_owners)),
             )
+
+
+async def _named_segments(
+    conn: asyncpg.Connection, storage: Storage, bucket: str, file_ids: Sequence[UUID]
+) -> dict[UUID, frozenset[str]]:
+    """The segments that each file's current and retired objects name (S3 composites)."""
+    if not file_ids:
+        return {}
+    current = await sql.file_objects(conn, file_ids)
+    retired = await sql.retired_of_files(conn, bucket, file_ids)
+    named: dict[UUID, frozenset[str]] = {}
+    for file_id in file_ids:
+        row = current.get(file_id)
+        keys = set(row.object_paths if row is not None else ()) | retired.get(file_id, set())
+        found: set[str] = set()
+        for key in sorted(keys):
+            found |= await storage.segments_of(bucket, key)
+        named[file_id] = frozenset(found)
+    return named
 
 
 def _finding(
@@ -178,7 +216,7 @@ def _finding(
             stored.size,
             detail="not in this product's layout: left alone",
         )
-    file_id = placement.file_id if isinstance(placement, TrainingKey) else None
+    file_id = placement.file_id if isinstance(placement, TrainingKey | SegmentKey) else None
     return Finding(kind, State.FOUND, stored.bucket, stored.key, stored.size, file_id)
 
 
@@ -193,6 +231,9 @@ def _orphan_kind(
     if isinstance(placement, ConversationKey):
         current = references.conversation_files.get(placement.conversation_id, set())
         return None if stored.key in current else Kind.UNREFERENCED_CONVERSATION_FILE
+    if isinstance(placement, SegmentKey):
+        named = references.segments.get(placement.file_id, frozenset())
+        return None if stored.key in named else Kind.UNREFERENCED_SEGMENT
     if stored.key in references.retired:  # an old version, kept until its links expire
         return None
     row = references.files.get(placement.file_id)
@@ -231,7 +272,7 @@ async def _unfinished_writes(
                     pending,
                 )
         else:
-            file_id = placement.file_id if isinstance(placement, TrainingKey) else None
+            file_id = placement.file_id if isinstance(placement, TrainingKey | SegmentKey) else None
             yield Orphan(
                 Finding(
                     Kind.PENDING_WRITE, State.FOUND, bucket, pending.key, pending.size, file_id

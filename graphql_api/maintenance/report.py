@@ -24,6 +24,8 @@ class Kind(enum.StrEnum):
     PENDING_WRITE = "pending_write"  # a temp file, an incomplete multipart upload
     UNCOMMITTED_VERSION = "uncommitted_version"  # objects of a version no commit reached
     UNREFERENCED_VERSION = "unreferenced_version"  # an older version neither current nor retired
+    # A composite's segment that no current or retired object of its file names any more.
+    UNREFERENCED_SEGMENT = "unreferenced_segment"
     FILE_WITHOUT_ROW = "file_without_row"  # objects of a training file that has no row
     UNREFERENCED_CONVERSATION_FILE = "unreferenced_conversation_file"
     STALE_PROBE = "stale_probe"  # a health probe's object its probe never removed

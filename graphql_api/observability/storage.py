@@ -89,6 +89,14 @@ class CountedStorage:
         with _counted("size"):
             return await self.inner.size(bucket, key)
 
+    async def discard(self, bucket: str, key: str) -> None:
+        with _counted("discard"):
+            await self.inner.discard(bucket, key)
+
+    async def segments_of(self, bucket: str, key: str) -> frozenset[str]:
+        with _counted("segments_of"):
+            return await self.inner.segments_of(bucket, key)
+
     def list_objects(self, bucket: str) -> AsyncIterator[StoredObject]:
         return _counted_stream("list_objects", self.inner.list_objects(bucket))
 

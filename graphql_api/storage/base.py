@@ -150,6 +150,12 @@ class Storage(Protocol):
         """Remove the object; removing a missing object is not an error."""
         ...
 
+    async def discard(self, bucket: str, key: str) -> None:
+        """Remove an object that nothing references or ever did (a write whose commit failed)
+        together with what was stored only for it (an S3 composite's new segments); removing
+        a missing object is not an error."""
+        ...
+
     async def exists(self, bucket: str, key: str) -> bool: ...
 
     async def list_keys(self, bucket: str) -> list[str]:
@@ -158,6 +164,15 @@ class Storage(Protocol):
 
     async def size(self, bucket: str, key: str) -> int:
         """The object's size in bytes. Raises `ObjectNotFound`."""
+        ...
+
+    async def segments_of(self, bucket: str, key: str) -> frozenset[str]:
+        """The keys of the listed objects that hold this object's bytes and that other objects
+        may share (S3 composites' segments); empty for a plain or missing object, and on a
+        backend whose segments are not objects (local storage's live and die with theirs).
+
+        Deleting an object never deletes these: the clean-up removes the ones that no object
+        the database references still names (maintenance/orphans.py)."""
         ...
 
     def list_objects(self, bucket: str) -> AsyncIterator[StoredObject]:

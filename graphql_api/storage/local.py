@@ -151,6 +151,14 @@ class LocalStorage:
             raise ObjectNotFound(f"{bucket}/{key}")
         return size
 
+    async def discard(self, bucket: str, key: str) -> None:
+        await self.delete(bucket, key)  # its segment files go with it
+
+    async def segments_of(self, bucket: str, key: str) -> frozenset[str]:
+        """None: a composite's segment files are not objects, and go with their manifest."""
+        self._validate(bucket, key)
+        return frozenset()
+
     async def list_keys(self, bucket: str) -> list[str]:
         return sorted([found.key async for found in self.list_objects(bucket)])
 

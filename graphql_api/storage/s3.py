@@ -6,8 +6,13 @@ One aiobotocore client is opened by `S3Storage.open` and shared by every request
     s3_client.py   the clients, the `Send` shape of a request, the byte and request tally
     s3_errors.py   failed requests as `StorageError` with an operator's reason
     s3_upload.py   writing one object (PutObject or a multipart upload) atomically
+    s3_compose.py  compose: a plain object, or a composite that names the segments it keeps
+    s3_manifest.py a composite's manifest and the keys of its segments
     s3_copy.py     compose's copied ranges: UploadPartCopy inside the store, or streamed
     s3_read.py     HeadObject and ranged GetObject streams
+
+Reads resolve composites: `get`, `get_range` and `size` give the composite's bytes, and its
+download link points at the app's own route (which reads it here) instead of being presigned.
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ from .base import (
     validate_bucket,
     validate_key,
 )
-from .links import content_disposition
-from .s3_client import S3Stats, call, method_name, open_clients
+from .links import LinkSigner, content_disposition
+from .s3_client import S3Stats, as_bytes, call, method_name, open_clients
+from .s3_compose import MAX_SEGMENTS, Composer
 from .s3_config import S3Config
 from .s3_copy import RangeCopier
 from .s3_errors import (
@@ -48,8 +54,16 @@ from .s3_errors import (
     object_name,
     storage_error,
 )
+from .s3_manifest import (
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    born_for,
+    composite_size,
+    decode,
+    is_composite,
+)
 from .s3_read import ObjectReader
-from .s3_upload import MAX_IN_FLIGHT, PART_SIZE, Upload, Uploads
+from .s3_upload import MAX_IN_FLIGHT, PART_SIZE, Uploads
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +86,8 @@ class S3Storage:
         exit_stack: AsyncExitStack | None = None,
         part_size: int = PART_SIZE,
         max_in_flight: int = MAX_IN_FLIGHT,
+        max_segments: int = MAX_SEGMENTS,
+        link_signer: LinkSigner | None = None,
     ) -> None:
         self.stats = S3Stats()
         # Every part sends through `_send`, bound here: a subclass's override (the tests' fault
@@ -94,6 +110,19 @@ class S3Storage:
             enabled=config.server_side_copy,
             where=self._where(),
         )
+        self._composer = Composer(
+            send=self._send,
+            stats=self.stats,
+            uploads=self._uploads,
+            copier=self._copier,
+            locate=self._locate,
+            manifest_of=self._manifest_of,
+            composites=config.composite_objects,
+            max_segments=max_segments,
+        )
+        # Signs the links to composites, which the app's download route serves; a storage
+        # opened without one (maintenance, tests) hands out none for composites.
+        self.link_signer = link_signer
         self._closed = False
 
     @classmethod
@@ -103,6 +132,8 @@ class S3Storage:
         *,
         part_size: int = PART_SIZE,
         max_in_flight: int = MAX_IN_FLIGHT,
+        max_segments: int = MAX_SEGMENTS,
+        link_signer: LinkSigner | None = None,
         session: AioSession | None = None,
     ) -> S3Storage:
         """Open the client (and create missing buckets when `config.create_buckets`)."""
@@ -116,6 +147,8 @@ class S3Storage:
                 exit_stack=stack,
                 part_size=part_size,
                 max_in_flight=max_in_flight,
+                max_segments=max_segments,
+                link_signer=link_signer,
             )
             if config.create_buckets:
                 await storage.create_missing_buckets()
@@ -135,37 +168,30 @@ class S3Storage:
         upload = self._uploads.start(*self._locate(bucket, key))
         try:
             async for chunk in chunks:
-                await upload.write(_as_bytes(chunk))
+                await upload.write(as_bytes(chunk))
             return await upload.finish()
         except BaseException:
             await upload.abort()
             raise
 
     async def compose(self, bucket: str, key: str, parts: Sequence[Part]) -> int:
-        real_bucket, real_key = self._locate(bucket, key)
+        self._locate(bucket, key)
         for part in parts:  # every part checked before anything is read or written
             if isinstance(part, CopyRange):
                 self._locate(_source_bucket(bucket, part), part.key)
                 _check_range(part.start, part.end)
             elif not isinstance(part, (bytes, bytearray, memoryview, AsyncIterable)):
                 raise TypeError(f"compose parts must be bytes, CopyRange or streams, not {part!r}")
-        upload = self._uploads.start(real_bucket, real_key)
-        try:
-            for part in parts:
-                await self._append(upload, bucket, part)
-            return await upload.finish()
-        except BaseException:
-            await upload.abort()
-            raise
+        return await self._composer.compose(bucket, key, parts)
 
     def get(self, bucket: str, key: str) -> AsyncIterator[bytes]:
-        real_bucket, real_key = self._locate(bucket, key)
-        return self._reader.stream(real_bucket, real_key, 0, None)
+        self._locate(bucket, key)
+        return self._read(bucket, key, 0, None)
 
     def get_range(self, bucket: str, key: str, start: int, end: int) -> AsyncIterator[bytes]:
-        real_bucket, real_key = self._locate(bucket, key)
+        self._locate(bucket, key)
         _check_range(start, end)
-        return self._reader.stream(real_bucket, real_key, start, end)
+        return self._read(bucket, key, start, end)
 
     async def delete(self, bucket: str, key: str) -> None:
         real_bucket, real_key = self._locate(bucket, key)
@@ -180,6 +206,18 @@ class S3Storage:
             if await self._reader.head(real_bucket, real_key) is not None:
                 raise
 
+    async def discard(self, bucket: str, key: str) -> None:
+        """Delete the object and, for a composite, the segments written for it: nothing
+        references an object being discarded, so no other manifest names them yet."""
+        try:
+            manifest = await self._manifest_of(bucket, key)
+        except ObjectNotFound:
+            return
+        await self.delete(bucket, key)
+        for segment in sorted({s.key for s in manifest.segments} if manifest else ()):
+            if born_for(segment, key):
+                await self.delete(bucket, segment)
+
     async def exists(self, bucket: str, key: str) -> bool:
         return await self._reader.head(*self._locate(bucket, key)) is not None
 
@@ -187,7 +225,17 @@ class S3Storage:
         head = await self._reader.head(*self._locate(bucket, key))
         if head is None:
             raise ObjectNotFound(f"{bucket}/{key}")
+        if is_composite(head):
+            return composite_size(head, f"{bucket}/{key}")
         return int(head["ContentLength"])
+
+    async def segments_of(self, bucket: str, key: str) -> frozenset[str]:
+        """The segments a composite names; none for a plain object or a missing one."""
+        try:
+            manifest = await self._manifest_of(bucket, key)
+        except ObjectNotFound:
+            return frozenset()
+        return frozenset() if manifest is None else frozenset(s.key for s in manifest.segments)
 
     async def list_keys(self, bucket: str) -> list[str]:
         return sorted([found.key async for found in self.list_objects(bucket)])
@@ -284,11 +332,44 @@ class S3Storage:
         ttl_seconds: int,
         base_url: str,
     ) -> DownloadLink:
-        """A presigned GET URL that downloads the object as `filename` for `ttl_seconds`:
-        the client talks to the store, so `base_url` (this app's address) plays no part.
-
-        Signing is local (no request is sent); the URL works without credentials.
+        """A presigned GET URL that downloads the object as `filename` for `ttl_seconds`: the
+        client talks to the store. A composite is served by the app's own route under
+        `base_url` instead (the store would send its manifest), so a HeadObject tells which.
+        The URL works without credentials.
         """
+        real_bucket, real_key = self._locate(bucket, key)
+        _check_link_request(filename, content_type, ttl_seconds)
+        head = await self._reader.head(real_bucket, real_key)
+        if head is None or not is_composite(head):
+            return await self.presign(
+                bucket, key, filename=filename, content_type=content_type, ttl_seconds=ttl_seconds
+            )
+        if self.link_signer is None:
+            raise RuntimeError("this S3 storage was opened without a link signer")
+        return self.link_signer.sign(
+            bucket,
+            key,
+            filename=filename,
+            content_type=content_type,
+            ttl_seconds=ttl_seconds,
+            base_url=base_url,
+        )
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._uploads.background.drain()  # aborts still running after a cancellation
+        if self._stack is not None:
+            await self._stack.aclose()
+
+    # -- beyond the protocol -------------------------------------------------------------------
+
+    async def presign(
+        self, bucket: str, key: str, *, filename: str, content_type: str, ttl_seconds: int
+    ) -> DownloadLink:
+        """The store's own presigned GET URL for the object, whatever it is (no request is
+        sent: signing is local)."""
         real_bucket, real_key = self._locate(bucket, key)
         _check_link_request(filename, content_type, ttl_seconds)
         now = datetime.now(UTC).replace(microsecond=0)
@@ -311,16 +392,6 @@ class S3Storage:
             expires_in_seconds=ttl_seconds,
             expires_at=now + timedelta(seconds=ttl_seconds),
         )
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        await self._uploads.background.drain()  # aborts still running after a cancellation
-        if self._stack is not None:
-            await self._stack.aclose()
-
-    # -- beyond the protocol -------------------------------------------------------------------
 
     async def create_missing_buckets(self) -> list[str]:
         """Create the buckets that do not exist yet; return the real names created."""
@@ -359,24 +430,64 @@ class S3Storage:
     def _where(self) -> str:
         return self.config.endpoint_url or f"AWS S3 ({self.config.region})"
 
-    async def _append(self, upload: Upload, bucket: str, part: Part) -> None:
-        """Append one `compose` part (already checked) to `upload`."""
-        if isinstance(part, CopyRange):
-            source_bucket = _source_bucket(bucket, part)
-            real_bucket, source_key = self._locate(source_bucket, part.key)
-            await self._copier.append(
-                upload,
-                real_bucket,
-                source_key,
-                part.start,
-                part.end,
-                name=f"{source_bucket}/{part.key}",
-            )
-        elif isinstance(part, (bytes, bytearray, memoryview)):
-            await upload.write(_as_bytes(part))
+    async def _read(
+        self, bucket: str, key: str, start: int, end: int | None
+    ) -> AsyncIterator[bytes]:
+        """Bytes `[start, end)` of the logical object (to its end when `end` is None): a plain
+        object's in one GetObject, a composite's from its segments. The GetObject's metadata
+        tells which, so a plain object costs no extra request."""
+        real_bucket, real_key = self._locate(bucket, key)
+        name = object_name(real_bucket, real_key)
+        if end is not None and start == end:  # no bytes to read, but the object must exist
+            if end > await self.size(bucket, key):
+                raise ValueError(f"byte range [{start}, {end}) exceeds the size of {name}")
+            return
+        try:
+            response = await self._reader.open(real_bucket, real_key, start, end)
+        except ValueError:  # past the end of what is stored: maybe only of a small manifest
+            manifest = await self._manifest_of(bucket, key)
+            if manifest is None:
+                raise
         else:
-            async for chunk in part:
-                await upload.write(_as_bytes(chunk))
+            if not is_composite(response):
+                async for chunk in self._reader.body(response, name, start, end):
+                    yield chunk
+                return
+            if start != 0 or end is not None:  # the answer holds only part of the manifest
+                response["Body"].close()
+                response = None
+            manifest = await self._load_manifest(real_bucket, real_key, response)
+        if end is None:
+            end = manifest.size
+        elif end > manifest.size:
+            raise ValueError(f"byte range [{start}, {end}) exceeds the size of {name}")
+        for piece in manifest.covering(start, end):
+            segment_bucket, segment_key = self._locate(bucket, piece.key)
+            async for chunk in self._reader.stream(
+                segment_bucket, segment_key, piece.start, piece.end
+            ):
+                yield chunk
+
+    async def _manifest_of(self, bucket: str, key: str) -> Manifest | None:
+        """The logical object's manifest; None when it is a plain object. Raises
+        `ObjectNotFound` when there is no object."""
+        real_bucket, real_key = self._locate(bucket, key)
+        head = await self._reader.head(real_bucket, real_key)
+        if head is None:
+            raise ObjectNotFound(f"{bucket}/{key}")
+        if not is_composite(head):
+            return None
+        return await self._load_manifest(real_bucket, real_key)
+
+    async def _load_manifest(
+        self, real_bucket: str, real_key: str, response: Any = None
+    ) -> Manifest:
+        """The manifest at the real key, read from `response` (its whole GetObject answer)
+        when there is one."""
+        name = object_name(real_bucket, real_key)
+        if response is None:
+            response = await self._reader.open(real_bucket, real_key, 0, None)
+        return decode(await self._reader.small_body(response, name, MAX_MANIFEST_BYTES), name)
 
     async def _missing_buckets(self) -> list[tuple[str, str]]:
         missing = []
@@ -411,11 +522,3 @@ def _check_link_request(filename: str, content_type: str, ttl_seconds: int) -> N
         raise ValueError(f"invalid content type {content_type!r}")
     if not 0 < ttl_seconds <= MAX_PRESIGN_SECONDS:
         raise ValueError(f"ttl_seconds must be between 1 and {MAX_PRESIGN_SECONDS}")
-
-
-def _as_bytes(chunk: object) -> bytes:
-    if isinstance(chunk, bytes):
-        return chunk
-    if isinstance(chunk, (bytearray, memoryview)):
-        return bytes(memoryview(chunk).cast("B"))
-    raise TypeError(f"storage chunks must be bytes, not {type(chunk).__name__}")

@@ -43,6 +43,15 @@ async def call(send: Send, operation: str, name: str, **params: Any) -> Any:
         raise storage_error(error, operation, name) from error
 
 
+def as_bytes(chunk: object) -> bytes:
+    """A chunk or part as `bytes`; a `TypeError` for anything that is not bytes-like."""
+    if isinstance(chunk, bytes):
+        return chunk
+    if isinstance(chunk, (bytearray, memoryview)):
+        return bytes(memoryview(chunk).cast("B"))
+    raise TypeError(f"storage chunks must be bytes, not {type(chunk).__name__}")
+
+
 def method_name(operation: str) -> str:
     """The client method of an S3 operation: `UploadPartCopy` -> `upload_part_copy`."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()

@@ -54,6 +54,9 @@ class S3Config:
     public_endpoint_url: str | None = None
     # Copy ranges inside the store with UploadPartCopy when it supports it.
     server_side_copy: bool = True
+    # Store an extended file as a composite of immutable segments (s3_compose.py), so an add
+    # uploads only what it adds; its downloads then go through the app's own route.
+    composite_objects: bool = True
     # Attempts per request (botocore "standard" retries of throttling and transient errors).
     max_attempts: int = 3
     connect_timeout: float = 10.0

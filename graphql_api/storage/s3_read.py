@@ -45,33 +45,18 @@ class ObjectReader:
     ) -> AsyncIterator[bytes]:
         """Bytes `[start, end)` of the object (to its end when `end` is None), failing unless
         its ETag is `if_match` when that is given."""
-        name = object_name(bucket, key)
         if end is not None and start == end:  # no bytes to read, but the object must exist
             await self._require_size(bucket, key, start, end)
             return
-        response = await self._get(bucket, key, start, end, if_match)
-        body = response["Body"]
-        try:
-            skip, remaining = 0, None
-            if end is not None:
-                skip = _skipped_prefix(response, name, start, end)
-                remaining = end - start
-            async for chunk in self._chunks(body, name, skip, remaining):
-                yield chunk
-        finally:
-            body.close()
+        response = await self.open(bucket, key, start, end, if_match=if_match)
+        async for chunk in self.body(response, object_name(bucket, key), start, end):
+            yield chunk
 
-    async def _require_size(self, bucket: str, key: str, start: int, end: int) -> None:
-        name = object_name(bucket, key)
-        head = await self.head(bucket, key)
-        if head is None:
-            raise ObjectNotFound(name)
-        if end > int(head["ContentLength"]):
-            raise ValueError(f"byte range [{start}, {end}) exceeds the size of {name}")
-
-    async def _get(
-        self, bucket: str, key: str, start: int, end: int | None, if_match: str | None
+    async def open(
+        self, bucket: str, key: str, start: int, end: int | None, *, if_match: str | None = None
     ) -> Any:
+        """The `GetObject` answer for bytes `[start, end)` (`end` > `start`, or None for the
+        rest), its body not read yet: `body` reads it, or close it."""
         name = object_name(bucket, key)
         params: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if end is not None:
@@ -86,6 +71,44 @@ class ObjectReader:
                     f"byte range [{start}, {end}) exceeds the size of {name}"
                 ) from None
             raise
+
+    async def body(
+        self, response: Any, name: str, start: int, end: int | None
+    ) -> AsyncIterator[bytes]:
+        """The bytes `[start, end)` that `open` asked for, in `CHUNK_SIZE` pieces."""
+        body = response["Body"]
+        try:
+            skip, remaining = 0, None
+            if end is not None:
+                skip = _skipped_prefix(response, name, start, end)
+                remaining = end - start
+            async for chunk in self._chunks(body, name, skip, remaining):
+                yield chunk
+        finally:
+            body.close()
+
+    async def small_body(self, response: Any, name: str, limit: int) -> bytes:
+        """The whole body of a `GetObject` answer known to be small; an error past `limit`."""
+        body = response["Body"]
+        try:
+            data = await _read(body, limit + 1, name)
+            self._stats.downloaded_bytes += len(data)
+            while len(data) <= limit and (more := await _read(body, limit + 1 - len(data), name)):
+                self._stats.downloaded_bytes += len(more)
+                data += more
+        finally:
+            body.close()
+        if len(data) > limit:
+            raise StorageError(f"{name} is larger than {limit} bytes")
+        return data
+
+    async def _require_size(self, bucket: str, key: str, start: int, end: int) -> None:
+        name = object_name(bucket, key)
+        head = await self.head(bucket, key)
+        if head is None:
+            raise ObjectNotFound(name)
+        if end > int(head["ContentLength"]):
+            raise ValueError(f"byte range [{start}, {end}) exceeds the size of {name}")
 
     async def _chunks(
         self, body: Any, name: str, skip: int, remaining: int | None
