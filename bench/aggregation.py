@@ -36,16 +36,10 @@ Measurements, all in that run and against that one server process per backend:
   against the same floor for comparison; its pieces live in moto, not on a disk.)
 - *Add*: files of 80, 1,000 and 10,000 conversations (and 100,000 with `--huge`) are built
   beforehand by one create of 80 and then adds of 80 (the API's cap; the 1,000 file's last
-  add is 40) through GraphQL against the same server. That is as fast as calling the service
-  in-process (HTTP costs milliseconds of an add), and the measured server is then the one
-  that grew each file, so its memory counts. One exception, S3 files past 1,000: moto copies
-  an UploadPartCopy's whole source and rebuilds the whole object when an upload completes,
-  so each add costs moto time in proportion to the file and 125 adds of 80 would take it
-  most of an hour; those are built in-process through the service by one create of the whole
-  file (the cap lifted in the bench process only). The result is the same objects and rows
-  (create+add gives the bytes of create(all), timestamps aside); on local
-  storage, where how a file was built shapes it (an add links the old body's segments), all
-  builds are adds of 80. Then 3 rounds of adding 80 new conversations to each file over
+  add is 40) through GraphQL against the same server, on both backends: how a file was built
+  shapes it (an add makes a composite that names the old body's segments, on local storage
+  and on S3), so the bench builds files the way users do, and the measured server is the one
+  that grew each file, so its memory counts. Then 3 rounds of adding 80 new conversations to each file over
   GraphQL (sizes in alternating order), the median of the 3 per size. Target: add to 10,000
   ≤ 1.5× add to 80, on local storage and on S3.
 - *Where the time goes*, beside each create and add: the CPU time the server, PostgreSQL (the
@@ -57,8 +51,9 @@ Measurements, all in that run and against that one server process per backend:
   body or had it linked by the file system.
 - *Memory*: the server's VmHWM (peak RSS, /proc/<pid>/status), reset at the start of each
   phase (`clear_refs` 5) so each phase has its own peak: idle after start, the creates of 80,
-  the build of each file, the measured adds. Memory is flat when the peak while building and
-  extending the largest file is at most 1.2× the peak with only 80-conversation files. The
+  the build of each file, the measured adds to each file (reset before every add). Memory is
+  flat when the peak while building and extending the largest file is at most 1.2× the peak
+  with only 80-conversation files (the creates of 80 and the adds to the file of 80). The
   largest-file targets (100,000 conversations, `--huge`): server peak RSS ≤ 250 MB and an add
   of 80 to it in < 2 s. (moto holds objects in memory and reads a copy's whole source, so
   `--huge` runs on local storage only.)
@@ -73,7 +68,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -100,7 +95,7 @@ from .aggregation_probes import (
     stored_bytes,
     stored_files,
 )
-from .aggregation_report import NAMES, report
+from .aggregation_report import NAMES, adds_phase, report
 from .aggregation_stack import (
     JWT_SECRET,
     Backend,
@@ -108,7 +103,6 @@ from .aggregation_stack import (
     Processes,
     Server,
     import_in_worker,
-    lift_request_cap,
     pieces_paths,
     postmaster_pid,
     prepare_backend_database,
@@ -123,14 +117,6 @@ SEED = 4242
 BATCH = 80
 SIZES = (80, 1_000, 10_000)
 HUGE = 100_000
-# moto copies an UploadPartCopy's whole source object, and rebuilds the whole object when an
-# upload completes, so an add costs it time in proportion to the file: 125 adds of 80 to reach
-# 10,000 would take it the better part of an hour. S3 files past this size are therefore built
-# by one create in the bench process (create+add gives the same bytes as create(all)).
-S3_GRAPHQL_BUILD_MAX = 1_000
-
-Create = Callable[[str, Sequence[UUID]], Awaitable[FileState]]
-Extend = Callable[[str, Sequence[UUID]], Awaitable[FileState]]
 
 
 def say(message: str = "") -> None:
@@ -274,41 +260,20 @@ class Measurement:
         target = self.storage_root / f"bench-floor-{time.monotonic_ns()}.tmp"
         return io_floor(pieces, size, target)
 
-    def builder(self, size: int) -> tuple[int, int, Create, Extend, bool]:
-        """How a file of `size` is built: a create of 80 and GraphQL adds of 80 against the
-        server, or on S3 past S3_GRAPHQL_BUILD_MAX, one in-process create of the whole file
-        (see the docstring). Returns the create's size, the adds', both calls, and whether
-        they run in the bench process."""
-        if self.result.name == "s3" and size > S3_GRAPHQL_BUILD_MAX:
-            lift_request_cap(size)
-
-            async def create(name: str, ids: Sequence[UUID]) -> FileState:
-                return await self.owner.create(USER, name, ids)
-
-            async def add(file_id: str, ids: Sequence[UUID]) -> FileState:
-                return await self.owner.add(USER, file_id, ids)
-
-            return size, size, create, add, True
-        return BATCH, BATCH, self.api.create, self.api.add, False
-
     async def build(self, ids: Sequence[UUID], size: int) -> FileState:
         """A file of `size`: a create, then adds, retired versions swept after each;
         progress about every fifth of the way."""
-        first, batch_size, create, add, in_process = self.builder(size)
-        if in_process:
-            how = f"1 in-process create of {size:,}"
-        else:
-            how = f"create of {first} + {-(-(size - first) // batch_size)} GraphQL adds of ≤ {batch_size}"
+        how = f"create of {BATCH} + {-(-(size - BATCH) // BATCH)} GraphQL adds of ≤ {BATCH}"
         say(f"  building the file of {size:,}: {how}")
         self.start_phase()
         started = time.perf_counter()
-        state = await create(f"bench file of {size}", ids[:first])
+        state = await self.api.create(f"bench file of {size}", ids[:BATCH])
         adds = 0
         step = max(size // 5, BATCH)
         while state.conversations < size:
             before = state.conversations
-            batch = ids[before : min(before + batch_size, size)]
-            state = await add(state.id, batch)
+            batch = ids[before : min(before + BATCH, size)]
+            state = await self.api.add(state.id, batch)
             await self.owner.sweep()
             adds += 1
             if state.conversations // step > before // step or state.conversations == size:
@@ -325,16 +290,22 @@ class Measurement:
 
     async def adds(self, files: dict[int, FileState], extra: Sequence[UUID]) -> None:
         """`rounds` rounds of adding 80 new conversations to every file, sizes in alternating
-        order; retired versions are swept before each add, outside its time."""
-        self.start_phase()
+        order; retired versions are swept before each add, outside its time. The peak RSS is
+        taken per add, so each file's adds are a phase of their own."""
         sizes = sorted(files)
+        peaks = dict.fromkeys(sizes, 0.0)
         for r in range(self.plan.rounds):
             batch = extra[r * BATCH : (r + 1) * BATCH]
             for size in sizes if r % 2 == 0 else reversed(sizes):
                 await self.owner.sweep()
+                self.start_phase()
                 files[size] = await self.timed_add(size, files[size], batch)
+                peaks[size] = max(peaks[size], peak_rss_mb(self.server.pid))
             say(f"    round {r + 1}: " + ", ".join(self.last_add(s) for s in sizes))
-        self.end_phase(f"{self.plan.rounds} adds of {BATCH} to each file")
+        pid = self.server.pid
+        for size in sizes:
+            label = adds_phase(self.plan.rounds, size)
+            self.result.phases.append(Phase(label, peaks[size], rss_mb(pid), load_average()))
 
     async def timed_add(self, size: int, state: FileState, batch: Sequence[UUID]) -> FileState:
         root = self.storage_root

@@ -34,14 +34,12 @@ from uuid import UUID
 import asyncpg
 import httpx
 
-from graphql_api.aggregation import requests as request_checks
 from graphql_api.aggregation.service import TrainingFileService
 from graphql_api.config import Settings
 from graphql_api.conversations.importer import ConversationImporter, Outcome
 from graphql_api.db.database import Database
 from graphql_api.db.embedded import ensure_database, start_embedded, with_user
 from graphql_api.db.pool import PoolLimits, create_pool
-from graphql_api.db.training_files import TrainingFileRecord
 from graphql_api.db.writers import WriterPool
 from graphql_api.domain.limits import LINK_TTL_SECONDS
 from graphql_api.runtime import (
@@ -52,7 +50,7 @@ from graphql_api.runtime import (
 )
 from graphql_api.storage.base import Storage
 
-from .aggregation_probes import BenchError, FileState
+from .aggregation_probes import BenchError
 
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -342,40 +340,11 @@ class Owner:
         """The service on the owner's connections (which may act as any user)."""
         return TrainingFileService(self.maintenance, self.writers, self.maintenance, self.storage)
 
-    async def create(self, user: UUID, name: str, ids: Sequence[UUID]) -> FileState:
-        started = time.perf_counter()
-        record = await self.service().create_training_file(user, name, None, list(ids))
-        return file_state(record, time.perf_counter() - started)
-
-    async def add(self, user: UUID, file_id: str, ids: Sequence[UUID]) -> FileState:
-        started = time.perf_counter()
-        record = await self.service().add_conversations(user, UUID(file_id), list(ids))
-        return file_state(record, time.perf_counter() - started)
-
     async def sweep(self) -> int:
         """Delete every retired object now, as the server's sweeper would once the download
         links to them have expired, so the store holds one version of each file."""
         later = datetime.now(UTC) + timedelta(seconds=LINK_TTL_SECONDS + 60)
         return await self.service().sweep_retired_objects(now=later, limit=100_000)
-
-
-def file_state(record: TrainingFileRecord, seconds: float) -> FileState:
-    return FileState(
-        str(record.id),
-        record.conversation_count,
-        record.json_file_size or 0,
-        record.jsonl_file_size or 0,
-        seconds,
-    )
-
-
-def lift_request_cap(limit: int) -> None:
-    """Let a request of this process carry `limit` conversations (the bench's own in-process
-    builds only; servers keep the API's cap)."""
-    name = "MAX_CONVERSATIONS_PER_REQUEST"
-    if not hasattr(request_checks, name):
-        raise BenchError(f"graphql_api.aggregation.requests has no {name} to lift")
-    setattr(request_checks, name, max(getattr(request_checks, name), limit))
 
 
 async def import_conversations(
