@@ -94,6 +94,7 @@ from .aggregation_probes import (
     rss_mb,
     stored_bytes,
     stored_files,
+    wait_until_idle,
 )
 from .aggregation_report import NAMES, adds_phase, report
 from .aggregation_stack import (
@@ -208,6 +209,8 @@ class Measurement:
 
     async def run(self, ids: Sequence[UUID], pieces: dict[UUID, Path] | None) -> None:
         sizes = self.plan.sizes_for(self.result.name)
+        waited = await wait_until_idle(self.server.pid)
+        say(f"  the server idle {waited:.1f} s after it answered (its start-up clean-up)")
         self.end_phase("idle, after start")
         say(f"  creating files of {BATCH}: one untimed, then {self.plan.creates} timed")
         first = await self.creates(ids, pieces)

@@ -3,6 +3,7 @@ I/O counters from /proc, and the I/O floor of a create on the storage disk."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
@@ -149,6 +150,20 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time the process has used (its threads included)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+async def wait_until_idle(pid: int, *, quiet: float = 0.02, timeout: float = 300.0) -> float:
+    """Wait until the process used under `quiet` s of CPU in each of two half-seconds (a
+    server's start-up clean-up lists every object, which would land in the first timings);
+    return how long that took. Bounded by `timeout`."""
+    started = time.monotonic()
+    calm, before = 0, cpu_seconds(pid)
+    while calm < 2 and time.monotonic() - started < timeout:
+        await asyncio.sleep(0.5)
+        now = cpu_seconds(pid)
+        calm = calm + 1 if now - before < quiet else 0
+        before = now
+    return time.monotonic() - started
 
 
 def postgres_cpu_seconds(postmaster: int) -> float:
