@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, Self
 
+import boto3
 import pytest
 
 from graphql_api.storage.base import CONVERSATION_BUCKET, TRAINING_BUCKET
@@ -205,6 +206,16 @@ class MotoServer(ServerProcess):
             "max_attempts": 2,
         }
         return S3Config(**{**values, **overrides})
+
+    def raw_client(self) -> Any:
+        """A boto3 client of the test's own on this store, to look at it without our code."""
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+        )
 
 
 class RcloneS3Server(ServerProcess):

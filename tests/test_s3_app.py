@@ -7,7 +7,6 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import boto3
 import httpx
 import pytest
 
@@ -172,13 +171,7 @@ async def test_an_extended_file_is_a_composite_the_app_serves_itself(
         key = await conn.fetchval(
             "SELECT json_file_path FROM training_files WHERE id = $1", file_id
         )
-    raw = boto3.client(
-        "s3",
-        endpoint_url=moto.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id=moto.access_key,
-        aws_secret_access_key=moto.secret_key,
-    )
+    raw = moto.raw_client()
     stored = raw.head_object(Bucket=TRAINING_BUCKET, Key=key)
     raw.close()
     assert stored["Metadata"] == {"tf-composite": "v1", "tf-size": str(len(whole.content))}

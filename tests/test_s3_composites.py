@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import boto3
 import httpx
 import pytest
 
@@ -55,13 +54,7 @@ def _random(size: int, seed: int) -> bytes:
 @pytest.fixture
 def raw(moto: MotoServer) -> Iterator[Any]:
     """A boto3 client of the test's own on the same moto."""
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id=moto.access_key,
-        aws_secret_access_key=moto.secret_key,
-    )
+    client = moto.raw_client()
     yield client
     client.close()
 

@@ -23,12 +23,12 @@ file tell which of the two it is.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from .base import StorageError
 from .local_names import is_segment_name, is_segments_name
+from .manifest_lines import frame, is_range_entry, unframe
 
 MAGIC = b"\0tf-local-composite v1\n"
 # Far above any real manifest (a thousand segments take ~25 KB); a bigger file is not ours.
@@ -66,26 +66,19 @@ def encode(manifest: Manifest) -> bytes:
         "size": manifest.size,
         "segments": [[s.name, s.start, s.end] for s in manifest.segments],
     }
-    return MAGIC + json.dumps(body, separators=(",", ":")).encode() + b"\n"
+    return frame(MAGIC, body)
 
 
 def decode(data: bytes, name: str) -> Manifest:
     """The manifest in `data` (which starts with the magic); `name` is used in errors."""
-    if not data.startswith(MAGIC) or not data.endswith(b"\n"):
-        raise CorruptManifest(f"{name} is not a complete composite manifest")
-    try:
-        body = json.loads(data[len(MAGIC) : -1])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptManifest(f"the composite manifest of {name} is not JSON: {exc}") from exc
+    body = unframe(MAGIC, data, name, CorruptManifest)
     manifest = _manifest(body, name)
     if body.get("size") != manifest.size:
         raise CorruptManifest(f"the composite manifest of {name} has the wrong size")
     return manifest
 
 
-def _manifest(body: Any, name: str) -> Manifest:
-    if not isinstance(body, dict):
-        raise CorruptManifest(f"the composite manifest of {name} is not an object")
+def _manifest(body: dict[str, Any], name: str) -> Manifest:
     directory = body.get("directory")
     segments = body.get("segments")
     # The names are checked so a tampered manifest cannot point outside its directory.
@@ -97,13 +90,6 @@ def _manifest(body: Any, name: str) -> Manifest:
 
 
 def _segment(item: Any, name: str) -> Segment:
-    if (
-        isinstance(item, list)
-        and len(item) == 3
-        and isinstance(item[0], str)
-        and is_segment_name(item[0])
-        and all(type(bound) is int for bound in item[1:])
-        and 0 <= item[1] <= item[2]
-    ):
+    if is_range_entry(item) and is_segment_name(item[0]):
         return Segment(item[0], item[1], item[2])
     raise CorruptManifest(f"the composite manifest of {name} has a malformed segment")

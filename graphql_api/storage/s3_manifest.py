@@ -20,7 +20,7 @@ checker which listed keys are segments.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import re
 import secrets
 from collections.abc import Mapping
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import StorageError, validate_key
+from .manifest_lines import frame, is_range_entry, unframe
 
 MAGIC = b"\0tf-s3-composite v1\n"
 COMPOSITE_METADATA = "tf-composite"
@@ -121,18 +122,13 @@ def encode(manifest: Manifest) -> bytes:
         "size": manifest.size,
         "segments": [[s.key, s.start, s.end] for s in manifest.segments],
     }
-    return MAGIC + json.dumps(body, separators=(",", ":")).encode() + b"\n"
+    return frame(MAGIC, body)
 
 
 def decode(data: bytes, name: str) -> Manifest:
     """The manifest in `data`; `name` is used in errors."""
-    if not data.startswith(MAGIC) or not data.endswith(b"\n"):
-        raise CorruptManifest(f"{name} is not a complete composite manifest")
-    try:
-        body = json.loads(data[len(MAGIC) : -1])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptManifest(f"the composite manifest of {name} is not JSON: {exc}") from exc
-    segments = body.get("segments") if isinstance(body, dict) else None
+    body = unframe(MAGIC, data, name, CorruptManifest)
+    segments = body.get("segments")
     if not isinstance(segments, list):
         raise CorruptManifest(f"the composite manifest of {name} lists no segments")
     manifest = Manifest(tuple(_segment(item, name) for item in segments))
@@ -143,18 +139,7 @@ def decode(data: bytes, name: str) -> Manifest:
 
 def _segment(item: Any, name: str) -> Segment:
     # The keys are checked so a tampered manifest cannot name anything but a segment.
-    if (
-        isinstance(item, list)
-        and len(item) == 3
-        and isinstance(item[0], str)
-        and is_segment_key(item[0])
-        and all(type(bound) is int for bound in item[1:])
-        and 0 <= item[1] <= item[2]
-    ):
-        try:
-            validate_key(item[0])
-        except StorageError:
-            pass
-        else:
-            return Segment(item[0], item[1], item[2])
+    if is_range_entry(item) and is_segment_key(item[0]):
+        with contextlib.suppress(StorageError):
+            return Segment(validate_key(item[0]), item[1], item[2])
     raise CorruptManifest(f"the composite manifest of {name} has a malformed segment")
