@@ -2,7 +2,8 @@
 
 Run with `make soak` (or `.venv/bin/python -m bench.soak --clients 16 --seconds 60`). It starts
 `training-files serve` on a throwaway data dir (embedded PostgreSQL, local storage, both
-removed at exit) with the shipped defaults, imports demo conversations, then runs the clients
+removed at exit) with the shipped defaults, or with `--s3` on S3 (a `moto_server` of its own on
+127.0.0.1, so extended files become composites), imports demo conversations, then runs the clients
 on 127.0.0.1: each request is, with probability `--add-share`, a change (create a training
 file, or add 1–3 conversations to one of the client's own files), else a read of the
 dashboard (`trainingFiles(first: 20)` with distributions and nested conversations). It prints
@@ -219,16 +220,42 @@ async def soak(args: argparse.Namespace, base_url: str, pid: int) -> None:
     report(results, elapsed, rss)
 
 
+def start_moto(scratch: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A moto_server on 127.0.0.1 for the run, and its endpoint."""
+    port = free_port()
+    command = [
+        str(Path(sys.executable).with_name("moto_server")),
+        "-H",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    log = (scratch / "moto.log").open("wb")
+    moto = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/moto-api/", timeout=2).status_code == 200:
+                return moto, url
+        except httpx.TransportError:
+            time.sleep(0.3)
+    moto.terminate()
+    raise SystemExit("moto_server did not start")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--add-share", type=float, default=0.5)
     parser.add_argument("--conversations", type=int, default=400)
+    parser.add_argument("--s3", action="store_true", help="store on S3 (moto) instead of a disk")
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="training-files-soak-"))
     port = free_port()
+    moto = start_moto(scratch) if args.s3 else None
     os.environ |= {
         "DATA_DIR": str(scratch / "data"),
         "PORT": str(port),
@@ -238,6 +265,14 @@ def main() -> None:
     }
     for name in ("DATABASE_URL", "DATABASE_OWNER_URL", "STORAGE_URL"):
         os.environ.pop(name, None)
+    if moto is not None:
+        os.environ |= {
+            "STORAGE_URL": "s3://",
+            "S3_ENDPOINT_URL": moto[1],
+            "AWS_ACCESS_KEY_ID": "soak-access-key",
+            "AWS_SECRET_ACCESS_KEY": "soak-secret-key",
+            "S3_CREATE_BUCKETS": "true",
+        }
     log = (scratch / "server.log").open("wb")
     server = subprocess.Popen([CLI, "serve"], stdout=log, stderr=subprocess.STDOUT)
     status = 1
@@ -260,6 +295,9 @@ def main() -> None:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
         log.close()
+        if moto is not None:
+            moto[0].terminate()
+            moto[0].wait(timeout=30)
         shutil.rmtree(scratch, ignore_errors=True)
     sys.exit(status)
 

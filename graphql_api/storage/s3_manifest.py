@@ -82,16 +82,17 @@ class Manifest:
 
 def segment_key(target: str) -> str:
     """A fresh key for a segment written for the object `target`."""
-    directory, _, name = target.rpartition("/")
-    prefix = f"{directory}/" if directory else ""
-    return f"{prefix}{SEGMENTS_DIRECTORY}/{name[:100]}.{secrets.token_hex(8)}"
+    return _segment_prefix(target) + secrets.token_hex(8)
 
 
 def born_for(segment: str, target: str) -> bool:
     """Whether `segment` was written for the object `target` (by `segment_key`)."""
-    directory, _, name = target.rpartition("/")
-    prefix = f"{directory}/" if directory else ""
-    return segment.startswith(f"{prefix}{SEGMENTS_DIRECTORY}/{name[:100]}.")
+    return segment.startswith(_segment_prefix(target))
+
+
+def _segment_prefix(target: str) -> str:
+    directory, slash, name = target.rpartition("/")
+    return f"{directory}{slash}{SEGMENTS_DIRECTORY}/{name[:100]}."
 
 
 def is_segment_key(key: str) -> bool:
