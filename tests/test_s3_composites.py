@@ -250,27 +250,25 @@ async def test_a_manifest_stored_whose_answer_was_lost_keeps_its_segments(
 
 async def test_a_composite_downloads_through_the_apps_route(s3: FaultyS3Storage) -> None:
     await _chain(s3, _random(2 * MiB, 8))  # the app's route serving it: test_s3_app.py
-    link = await s3.download_link(
-        TRAINING_BUCKET,
-        f"{FILE}/v3/file.json",
-        filename="file.json",
-        content_type="application/json",
-        ttl_seconds=60,
-        base_url="http://127.0.0.1:8000",
-    )
-    assert link.url.startswith(f"http://127.0.0.1:8000/downloads/{TRAINING_BUCKET}/{FILE}/v3/")
-    assert "X-Amz-Signature" not in link.url
-    plain = await s3.download_link(
-        TRAINING_BUCKET,
-        f"{FILE}/v1/file.json",
-        filename="file.json",
-        content_type="application/json",
-        ttl_seconds=60,
-        base_url="http://127.0.0.1:8000",
-    )
-    assert "X-Amz-Signature" in plain.url  # a plain object is still served by the store
+
+    async def link_to(key: str) -> str:
+        link = await s3.download_link(
+            TRAINING_BUCKET,
+            key,
+            filename="file.json",
+            content_type="application/json",
+            ttl_seconds=60,
+            base_url="http://127.0.0.1:8000",
+        )
+        return link.url
+
+    composite = await link_to(f"{FILE}/v3/file.json")
+    assert composite.startswith(f"http://127.0.0.1:8000/downloads/{TRAINING_BUCKET}/{FILE}/v3/")
+    assert "X-Amz-Signature" not in composite
+    plain = await link_to(f"{FILE}/v1/file.json")
+    assert "X-Amz-Signature" in plain  # a plain object is still served by the store
     async with httpx.AsyncClient() as client:
-        assert (await client.get(plain.url)).content == _random(2 * MiB, 8)
+        assert (await client.get(plain)).content == _random(2 * MiB, 8)
 
 
 # -- the clean-up, with a real training file -------------------------------------------------

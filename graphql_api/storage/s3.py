@@ -42,7 +42,7 @@ from .base import (
     validate_key,
 )
 from .links import LinkSigner, content_disposition
-from .s3_client import S3Stats, as_bytes, call, method_name, open_clients
+from .s3_client import S3Stats, call, method_name, open_clients
 from .s3_compose import MAX_SEGMENTS, Composer
 from .s3_config import S3Config
 from .s3_copy import RangeCopier
@@ -117,6 +117,7 @@ class S3Storage:
             copier=self._copier,
             locate=self._locate,
             manifest_of=self._manifest_of,
+            delete=self.delete,
             composites=config.composite_objects,
             max_segments=max_segments,
         )
@@ -165,14 +166,8 @@ class S3Storage:
     # -- the Storage protocol -------------------------------------------------------------------
 
     async def put(self, bucket: str, key: str, chunks: AsyncIterable[bytes]) -> int:
-        upload = self._uploads.start(*self._locate(bucket, key))
-        try:
-            async for chunk in chunks:
-                await upload.write(as_bytes(chunk))
-            return await upload.finish()
-        except BaseException:
-            await upload.abort()
-            raise
+        self._locate(bucket, key)
+        return await self._composer.compose(bucket, key, [chunks])  # one stream: plain
 
     async def compose(self, bucket: str, key: str, parts: Sequence[Part]) -> int:
         self._locate(bucket, key)

@@ -44,6 +44,8 @@ MAX_SEGMENTS = 256
 Locate = Callable[[str, str], tuple[str, str]]
 # A logical object's manifest, None for a plain object; `ObjectNotFound` when there is none.
 ManifestOf = Callable[[str, str], Awaitable[Manifest | None]]
+# Deletes a logical object (a missing one is not an error).
+Delete = Callable[[str, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class Composer:
         copier: RangeCopier,
         locate: Locate,
         manifest_of: ManifestOf,
+        delete: Delete,
         composites: bool,
         max_segments: int = MAX_SEGMENTS,
     ) -> None:
@@ -86,6 +89,7 @@ class Composer:
         self._copier = copier
         self._locate = locate
         self._manifest_of = manifest_of
+        self._delete = delete
         self._composites = composites
         self._max_segments = max_segments
 
@@ -220,10 +224,8 @@ class Composer:
 
     async def _delete_all(self, bucket: str, keys: Sequence[str]) -> None:
         for key in keys:
-            real_bucket, real_key = self._locate(bucket, key)
             with contextlib.suppress(StorageError):  # the clean-up removes what is left
-                name = object_name(real_bucket, real_key)
-                await call(self._send, "DeleteObject", name, Bucket=real_bucket, Key=real_key)
+                await self._delete(bucket, key)
 
 
 def _named(item: Resolved) -> bool:
