@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import AsyncIterable, Mapping, Sequence
 from typing import Any
 
 from graphql_api.storage.base import Part, Storage, StorageError
@@ -22,4 +22,9 @@ class FullStorage:
         raise StorageError("no space left on device", reason="full")
 
     async def compose(self, bucket: str, key: str, parts: Sequence[Part]) -> int:
+        raise StorageError("no space left on device", reason="full")
+
+    async def compose_many(
+        self, bucket: str, objects: Mapping[str, Sequence[Part]]
+    ) -> dict[str, int]:
         raise StorageError("no space left on device", reason="full")

@@ -17,7 +17,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -25,6 +32,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from graphql_api.storage.base import CopyRange, Part, PendingWrite, Storage, StoredObject
 from graphql_api.storage.s3 import S3Storage
+from graphql_api.storage.tasks import gather
 
 T = TypeVar("T")
 
@@ -127,6 +135,12 @@ class FaultyStorage:
     async def compose(self, bucket: str, key: str, parts: Sequence[Part]) -> int:
         return await self.faults.around("compose", lambda: self.inner.compose(bucket, key, parts))
 
+    async def compose_many(
+        self, bucket: str, objects: Mapping[str, Sequence[Part]]
+    ) -> dict[str, int]:
+        """One faulty `compose` per object, so a fault can hit any one of them."""
+        return await compose_each(self.compose, bucket, objects)
+
     async def delete(self, bucket: str, key: str) -> None:
         await self.faults.around("delete", lambda: self.inner.delete(bucket, key))
 
@@ -225,6 +239,11 @@ class InstrumentedStorage:
     async def put(self, bucket: str, key: str, chunks: AsyncIterable[bytes]) -> int:
         return await self.inner.put(bucket, key, _WriteBudget(self.fail_writes_after).wrap(chunks))
 
+    async def compose_many(
+        self, bucket: str, objects: Mapping[str, Sequence[Part]]
+    ) -> dict[str, int]:
+        return await compose_each(self.compose, bucket, objects)
+
     async def compose(self, bucket: str, key: str, parts: Sequence[Part]) -> int:
         for part in parts:
             if isinstance(part, CopyRange):
@@ -235,6 +254,17 @@ class InstrumentedStorage:
         # only the bytes this process sends are cut off.
         budget = _WriteBudget(self.fail_writes_after)
         return await self.inner.compose(bucket, key, [budget.wrap_part(p) for p in parts])
+
+
+async def compose_each(
+    compose: Callable[[str, str, Sequence[Part]], Awaitable[int]],
+    bucket: str,
+    objects: Mapping[str, Sequence[Part]],
+) -> dict[str, int]:
+    """`compose_many` as one `compose` per object, concurrently, as the backends' own do
+    (the first failure raised as itself)."""
+    sizes = await gather(*(compose(bucket, key, parts) for key, parts in objects.items()))
+    return dict(zip(objects, sizes, strict=True))
 
 
 class _WriteBudget:

@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -326,6 +326,12 @@ class GatedStorage:
     async def compose(self, bucket: str, key: str, parts: Sequence[Part]) -> int:
         await self._gate()
         return await self._inner.compose(bucket, key, parts)
+
+    async def compose_many(
+        self, bucket: str, objects: Mapping[str, Sequence[Part]]
+    ) -> dict[str, int]:
+        await self._gate()
+        return await self._inner.compose_many(bucket, objects)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

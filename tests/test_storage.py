@@ -24,6 +24,7 @@ from graphql_api.storage.base import (
     CopyRange,
     InvalidKey,
     ObjectNotFound,
+    Part,
     PendingWrite,
     Storage,
     StorageError,
@@ -375,6 +376,148 @@ async def test_a_composed_object_copied_from_itself_reads_back(storage: Storage)
 
     assert await read_all(storage, BUCKET, "obj") == b"[<" + original + b">]"
     assert await pending_in(storage) == []
+
+
+# -- compose_many: a version's objects at once ----------------------------------------------
+
+# Four "formats" per source, like a conversation's pieces object: each object takes one of them
+# from every source.
+FORMATS = 4
+
+
+async def put_sources(storage: Storage, count: int) -> list[tuple[str, bytes, list[int]]]:
+    """`count` sources in the conversation bucket: (key, bytes, where each format starts)."""
+    sources = []
+    for n in range(count):
+        data = payload(4000 + 97 * n, seed=100 + n)
+        key = f"c{n}/pieces"
+        await storage.put(CONVERSATION_BUCKET, key, iter_bytes(data))
+        cuts = [0, 1000 + n, 2000 + 2 * n, 3000 + 3 * n, len(data)]
+        sources.append((key, data, cuts))
+    return sources
+
+
+def format_range(source: tuple[str, bytes, list[int]], kind: int) -> CopyRange:
+    key, _, cuts = source
+    return CopyRange(key, cuts[kind], cuts[kind + 1], bucket=CONVERSATION_BUCKET)
+
+
+def format_bytes(source: tuple[str, bytes, list[int]], kind: int) -> bytes:
+    _, data, cuts = source
+    return data[cuts[kind] : cuts[kind + 1]]
+
+
+async def test_compose_many_writes_each_object_as_its_parts_say(storage: Storage) -> None:
+    sources = await put_sources(storage, 12)
+    streamed_tail = payload(CHUNK_SIZE + 3, seed=5)
+    objects: dict[str, list[Part]] = {
+        "f/v1/training.json": [b"{head}", *(format_range(s, 0) for s in sources), b"{foot}"],
+        "f/v1/training.jsonl": [b"jsonl-head\n", *(format_range(s, 1) for s in sources)],
+        # Its sources in the opposite order: the objects' items do not line up.
+        "f/v1/openai.jsonl": [format_range(s, 2) for s in reversed(sources)],
+        "f/v1/hf.jsonl": [*(format_range(s, 3) for s in sources), streamed(streamed_tail)],
+        "f/v1/empty": [],
+    }
+
+    sizes = await storage.compose_many(BUCKET, objects)
+
+    expected = {
+        "f/v1/training.json": b"{head}" + b"".join(format_bytes(s, 0) for s in sources) + b"{foot}",
+        "f/v1/training.jsonl": b"jsonl-head\n" + b"".join(format_bytes(s, 1) for s in sources),
+        "f/v1/openai.jsonl": b"".join(format_bytes(s, 2) for s in reversed(sources)),
+        "f/v1/hf.jsonl": b"".join(format_bytes(s, 3) for s in sources) + streamed_tail,
+        "f/v1/empty": b"",
+    }
+    assert sizes == {key: len(data) for key, data in expected.items()}
+    for key, data in expected.items():
+        assert await read_all(storage, BUCKET, key) == data, key
+    assert await pending_in(storage) == []
+
+
+async def test_compose_many_with_more_sources_than_are_kept_open(storage: Storage) -> None:
+    """Local storage keeps a bounded number of sources open in its one pass; objects that
+    take them in different orders make it close and open some again."""
+    sources = await put_sources(storage, 40)
+    shuffled = random.Random(7).sample(sources, len(sources))
+    objects: dict[str, list[Part]] = {
+        "a": [format_range(s, 0) for s in sources],
+        "b": [format_range(s, 1) for s in reversed(sources)],
+        "c": [format_range(s, 2) for s in shuffled],
+    }
+
+    await storage.compose_many(BUCKET, objects)
+
+    assert await read_all(storage, BUCKET, "a") == b"".join(format_bytes(s, 0) for s in sources)
+    assert await read_all(storage, BUCKET, "b") == b"".join(
+        format_bytes(s, 1) for s in reversed(sources)
+    )
+    assert await read_all(storage, BUCKET, "c") == b"".join(format_bytes(s, 2) for s in shuffled)
+
+
+async def test_compose_many_rejects_a_bad_part_in_any_object_before_writing_anything(
+    storage: Storage,
+) -> None:
+    sources = await put_sources(storage, 3)
+    first = Untouched()
+
+    with pytest.raises(InvalidKey):
+        await storage.compose_many(
+            BUCKET,
+            {
+                "f/v1/one": [first, *(format_range(s, 0) for s in sources)],
+                "f/v1/two": [format_range(sources[0], 1), CopyRange("../escape", 0, 1)],
+            },
+        )
+    with pytest.raises(InvalidKey):
+        await storage.compose_many(BUCKET, {"f/v1/one": [b"x"], "../out": [b"y"]})
+
+    assert not first.started
+    assert await storage.list_keys(BUCKET) == []
+    assert await pending_in(storage) == []
+
+
+async def test_compose_many_failing_in_one_object_leaves_nothing_once_discarded(
+    storage: Storage,
+) -> None:
+    """A source missing from the third object: whatever the backend stored of the others, the
+    caller's discard of every key leaves the bucket as it was."""
+    sources = await put_sources(storage, 5)
+    await storage.put(BUCKET, "kept", iter_bytes(b"unrelated"))
+    objects: dict[str, list[Part]] = {
+        f"f/v1/{kind}": [b"head", *(format_range(s, kind) for s in sources)]
+        for kind in range(FORMATS)
+    }
+    objects["f/v1/2"] = [
+        *objects["f/v1/2"],
+        CopyRange("c99/missing", 0, 10, bucket=CONVERSATION_BUCKET),
+    ]
+
+    with pytest.raises(ObjectNotFound):
+        await storage.compose_many(BUCKET, objects)
+    for key in objects:
+        await storage.discard(BUCKET, key)
+
+    assert await object_keys(storage) == ["kept"]
+    assert await pending_in(storage) == []
+
+
+async def test_local_compose_many_failing_in_one_object_stores_none(local: LocalStorage) -> None:
+    """Local storage commits only once every object is written: a failure in any leaves none."""
+    sources = await put_sources(local, 5)
+    objects: dict[str, list[Part]] = {
+        f"f/v1/{kind}": [b"head", *(format_range(s, kind) for s in sources)]
+        for kind in range(FORMATS)
+    }
+    objects["f/v1/3"] = [
+        *objects["f/v1/3"],
+        CopyRange("c0/pieces", 0, 10**6, bucket=CONVERSATION_BUCKET),
+    ]
+
+    with pytest.raises(ValueError, match="exceeds the size"):
+        await local.compose_many(BUCKET, objects)
+
+    assert await local.list_keys(BUCKET) == []
+    assert await pending_in(local) == []
 
 
 # -- failures -------------------------------------------------------------------------------

@@ -457,20 +457,15 @@ class TrainingFileService:
         keys = {kind: f"{file_id}/v{number}/training{kind.extension}" for kind in pieces.KINDS}
         parts[FileFormat.JSON].append(JSON_FOOTER)
         try:
-            async with asyncio.TaskGroup() as group:
-                composing = {
-                    kind: group.create_task(
-                        _reporting_size(
-                            self._storage.compose(TRAINING_BUCKET, keys[kind], parts[kind]),
-                            progress,
-                        )
-                    )
-                    for kind in pieces.KINDS
-                }
-        except BaseExceptionGroup as group_error:
+            sizes = await self._storage.compose_many(
+                TRAINING_BUCKET, {keys[kind]: parts[kind] for kind in pieces.KINDS}
+            )
+        except Exception:
             await self._discard_quietly(*keys.values())
-            raise group_error.exceptions[0] from None
-        size = {kind: task.result() for kind, task in composing.items()}
+            raise
+        size = {kind: sizes[keys[kind]] for kind in pieces.KINDS}
+        for written in size.values():
+            await progress.wrote(written)
         quality = _quality(stats)
 
         return FileVersion(
@@ -803,12 +798,6 @@ async def _reported(progress: BuildProgress) -> AsyncIterator[None]:
     except BaseException as error:
         await progress.failed_by(error)
         raise
-
-
-async def _reporting_size(composing: Awaitable[int], progress: BuildProgress) -> int:
-    size = await composing
-    await progress.wrote(size)
-    return size
 
 
 def _written(version: FileVersion) -> int:

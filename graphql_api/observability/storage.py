@@ -3,7 +3,14 @@ backend, every caller (requests, health probes, clean-up), one place."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -72,6 +79,12 @@ class CountedStorage:
     async def compose(self, bucket: str, key: str, parts: Sequence[Part]) -> int:
         with _counted("compose"):
             return await self.inner.compose(bucket, key, parts)
+
+    async def compose_many(
+        self, bucket: str, objects: Mapping[str, Sequence[Part]]
+    ) -> dict[str, int]:
+        with _counted("compose"):
+            return await self.inner.compose_many(bucket, objects)
 
     async def delete(self, bucket: str, key: str) -> None:
         with _counted("delete"):

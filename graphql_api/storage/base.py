@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -143,6 +143,17 @@ class Storage(Protocol):
         """Store the concatenation of `parts` atomically under `key`; return its size.
 
         A backend may copy `CopyRange` parts without downloading them (S3 `UploadPartCopy`).
+        """
+        ...
+
+    async def compose_many(
+        self, bucket: str, objects: Mapping[str, Sequence[Part]]
+    ) -> dict[str, int]:
+        """`compose` each object (key: parts); return their sizes by key.
+
+        A backend may do them in one pass: copy a source that several of them take ranges of
+        (a conversation's pieces, one range per format) from one opening of it, and make them
+        durable together. When it raises, any of them may be stored: the caller discards all.
         """
         ...
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 import stat
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,10 +43,19 @@ from .base import (
     validate_key,
 )
 from .links import LinkSigner
-from .local_compose import LINK_MIN, ComposeWriter, RangeSource, RunItem
+from .local_compose import (
+    LINK_MIN,
+    ComposeWriter,
+    RangeSource,
+    RunItem,
+    WriterSet,
+    append_runs,
+    commit_all,
+)
 from .local_files import (
     CREATE_FLAGS,
     MISSING,
+    fsync_directory,
     make_directory,
     open_in_thread,
     os_errors,
@@ -56,6 +66,7 @@ from .local_listing import Entry, Listing, scan
 from .local_names import TEMP_SUFFIX, is_segments_name, is_temp_name
 from .local_objects import Reader, object_size
 from .local_removal import delete_object, referenced, remove_segments
+from .tasks import gather
 
 # The longest file name common filesystems accept, in bytes.
 NAME_MAX = 255
@@ -107,25 +118,41 @@ class LocalStorage:
         return await self.compose(bucket, key, [chunks])
 
     async def compose(self, bucket: str, key: str, parts: Sequence[Part]) -> int:
-        self._validate(bucket, key)
-        steps = self._steps(bucket, parts)  # every part checked before anything is written
-        name = f"{bucket}/{key}"
-        writer = await open_in_thread(
-            lambda: ComposeWriter(
-                self._prepare_target(bucket, key), name, link_min=self.link_min_bytes
-            )
+        return (await self.compose_many(bucket, {key: parts}))[key]
+
+    async def compose_many(
+        self, bucket: str, objects: Mapping[str, Sequence[Part]]
+    ) -> dict[str, int]:
+        """The objects made only of bytes and ranges are written in one thread pass (each
+        source opened once for all of them), the others each by its own task; then all are
+        committed in one thread call that syncs their directory once."""
+        for key in objects:
+            self._validate(bucket, key)
+        # Every part checked before anything is written.
+        plans = [self._steps(bucket, parts) for parts in objects.values()]
+        opened = await open_in_thread(
+            lambda: WriterSet(functools.partial(self._open_writer, bucket, key) for key in objects)
         )
         try:
-            for step in steps:
-                if isinstance(step, list):
-                    await asyncio.to_thread(writer.append_run, step, self._locate)
-                else:
-                    await _pour(writer, step)
-            await asyncio.to_thread(writer.commit)
-            return writer.size
+            runs = [_only_run(steps) for steps in plans]
+            together = [
+                (writer, run)
+                for writer, run in zip(opened.writers, runs, strict=True)
+                if run is not None
+            ]
+            apart = [
+                self._write_steps(writer, steps)
+                for writer, steps, run in zip(opened.writers, plans, runs, strict=True)
+                if run is None
+            ]
+            if together:
+                apart.append(asyncio.to_thread(append_runs, together, self._locate))
+            await gather(*apart)
+            await asyncio.to_thread(commit_all, opened.writers)
+            return {key: writer.size for key, writer in zip(objects, opened.writers, strict=True)}
         finally:
             # In a thread: a cancelled copy may still be running, and close waits for it.
-            await asyncio.shield(asyncio.to_thread(writer.close))
+            await asyncio.shield(asyncio.to_thread(opened.close))
 
     def get(self, bucket: str, key: str) -> AsyncIterator[bytes]:
         self._validate(bucket, key)
@@ -253,15 +280,31 @@ class LocalStorage:
             raise InvalidKey(f"pending write {path!r} lies behind a symlink in {bucket!r}")
         return parent / last
 
-    def _prepare_target(self, bucket: str, key: str) -> Path:
-        """Locate the object and create its parent directories, one checked level at a time."""
+    def _prepare_target(self, bucket: str, key: str) -> tuple[Path, list[Path]]:
+        """Locate the object and create its parent directories, one checked level at a time;
+        the path, and the directories that gained one of them (to sync at the commit)."""
         path = self._locate(bucket, key)
         directory = self._bucket_dirs[bucket]
+        grown: list[Path] = []
         for segment in key.split("/")[:-1]:
-            directory = directory / segment
+            parent, directory = directory, directory / segment
             with os_errors(f"cannot create directory for {bucket}/{key}"):
-                make_directory(directory)
-        return path
+                if make_directory(directory):
+                    grown.append(parent)
+        return path, grown
+
+    def _open_writer(self, bucket: str, key: str) -> ComposeWriter:
+        target, grown = self._prepare_target(bucket, key)
+        return ComposeWriter(
+            target, f"{bucket}/{key}", link_min=self.link_min_bytes, grown_directories=grown
+        )
+
+    async def _write_steps(self, writer: ComposeWriter, steps: list[_Step]) -> None:
+        for step in steps:
+            if isinstance(step, list):
+                await asyncio.to_thread(append_runs, [(writer, step)], self._locate)
+            else:
+                await _pour(writer, step)
 
     def _steps(self, bucket: str, parts: Sequence[Part]) -> list[_Step]:
         """`parts` grouped into runs of bytes and ranges, and streams; raises on a bad part."""
@@ -367,6 +410,14 @@ async def _pour(writer: ComposeWriter, chunks: AsyncIterable[bytes]) -> None:
         await asyncio.to_thread(writer.write, bytes(buffer))
 
 
+def _only_run(steps: list[_Step]) -> list[RunItem] | None:
+    """The object's bytes and ranges when that is all it is made of (no stream), else None."""
+    if not steps:
+        return []
+    [first, *rest] = steps
+    return first if isinstance(first, list) and not rest else None
+
+
 def _check_range(start: int, end: int) -> None:
     if not (isinstance(start, int) and isinstance(end, int)):
         raise TypeError("byte range bounds must be integers")
@@ -411,7 +462,8 @@ def _probe_write(bucket: str, directory: Path) -> None:
     """Create, write, sync and remove a tiny temp file: what every write needs, for real."""
     probes = directory / PROBE_PREFIX.rstrip("/")
     with os_errors(f"cannot write to bucket {bucket!r}"):
-        make_directory(probes)
+        if make_directory(probes):
+            fsync_directory(directory)
         temp = probes / f".probe.{secrets.token_hex(8)}{TEMP_SUFFIX}"
         fd = os.open(temp, CREATE_FLAGS, 0o600)
         try:

@@ -17,6 +17,11 @@ failed (another file system) is turned back into a plain file, and plain data th
 start with the manifest magic is stored as a one-segment composite, so a file's first bytes
 always tell what it is.
 
+Several objects written together (a version's four formats) share one thread pass:
+`append_runs` takes the writers in turn, item by item, so a source that several of them copy
+from (a conversation's pieces, one range per format) is opened once, and `commit_all` syncs
+their directory once after the last rename.
+
 Thread-side methods hold `_lock`; `close` sets `_stopped` first, so a copy of many steps stops
 at the next step instead of making the clean-up wait for the whole range.
 """
@@ -27,7 +32,8 @@ import contextlib
 import fcntl
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,16 +41,22 @@ from .base import StorageError
 from .local_files import (
     CREATE_FLAGS,
     DIRECTORY_FLAGS,
+    WRITEBACK_STEP,
     copy_range,
     fsync_directory,
     os_errors,
     pread_exactly,
+    start_writeback,
     write_all,
 )
 from .local_manifest import MAGIC, Manifest, Segment, encode
 from .local_names import segment_name, segments_name, temp_name
 from .local_objects import OpenedObject, Piece, open_object, peek_manifest
 from .local_removal import SegmentsInUse, remove_replaced_segments, remove_segments
+
+# Sources kept open at once by one pass; only writers whose items do not line up (never the
+# service's) get to this many, and then the least recently used is opened again when needed.
+_MAX_OPEN_SOURCES = 16
 
 # Ranges shorter than this are copied: below it a link saves less than the segment costs
 # (a manifest entry, a file to open when reading, an inode kept alive).
@@ -70,10 +82,20 @@ Locate = Callable[[str, str], Path]
 class ComposeWriter:
     """The object being written to `target` (called `name` in errors)."""
 
-    def __init__(self, target: Path, name: str, *, link_min: int = LINK_MIN) -> None:
+    def __init__(
+        self,
+        target: Path,
+        name: str,
+        *,
+        link_min: int = LINK_MIN,
+        grown_directories: Sequence[Path] = (),
+    ) -> None:
         self._target = target
         self._link_min = link_min
         self._parent = target.parent
+        # Synced at the commit, deepest first: the target's directory, then those that gained
+        # a directory on the way to it (created for this object).
+        self.directories = (self._parent, *reversed(grown_directories))
         self._name = name
         self._lock = threading.Lock()
         self._stopped = False
@@ -83,6 +105,7 @@ class ComposeWriter:
         with os_errors(f"cannot create a temp file for {name}"):
             self._fd = os.open(self._temp, _WRITE_FLAGS, 0o666)
         self._fresh_size = 0
+        self._written_back = 0  # bytes of the fresh file whose writeback was started
         self._fresh_name: str | None = None  # the fresh file's name once it is a segment
         self._directory: str | None = None
         self._directory_fd = -1
@@ -98,38 +121,32 @@ class ComposeWriter:
             self._ensure_open()
             self._write(data)
 
-    def append_run(self, items: Sequence[RunItem], locate: Locate) -> None:
-        """Append literal bytes and ranges of objects, in order, in this one thread call."""
+    def append(self, item: RunItem, sources: Sources) -> None:
+        """Append literal bytes, or a range of an object opened through `sources`."""
         with self._lock:
             self._ensure_open()
-            for item in items:
-                self._check_stopped()
-                if isinstance(item, RangeSource):
-                    self._append_range(item, locate(item.bucket, item.key))
-                else:
-                    self._write(item)
+            if isinstance(item, RangeSource):
+                self._append_range(item, sources.open(item))
+                sources.done(item)
+            else:
+                self._write(item)
 
     def _write(self, data: bytes) -> None:
         fd = self._fresh_fd()
         with os_errors(f"cannot write {self._name}"):
             write_all(fd, data)
-        self._fresh_size += len(data)
-        self.size += len(data)
+        self._grown(len(data))
 
-    def _append_range(self, item: RangeSource, path: Path) -> None:
-        source = open_object(path, f"{item.bucket}/{item.key}")
-        try:
-            if item.end > source.size:
-                raise ValueError(
-                    f"byte range [{item.start}, {item.end}) exceeds the size of "
-                    f"{item.bucket}/{item.key} ({source.size})"
-                )
-            for piece in source.pieces(item.start, item.end):
-                self._check_stopped()
-                if not (self._worth_linking(source, piece) and self._link(source, piece)):
-                    self._copy(source, piece)
-        finally:
-            source.close()
+    def _append_range(self, item: RangeSource, source: OpenedObject) -> None:
+        if item.end > source.size:
+            raise ValueError(
+                f"byte range [{item.start}, {item.end}) exceeds the size of "
+                f"{item.bucket}/{item.key} ({source.size})"
+            )
+        for piece in source.pieces(item.start, item.end):
+            self._check_stopped()
+            if not (self._worth_linking(source, piece) and self._link(source, piece)):
+                self._copy(source, piece)
 
     def _worth_linking(self, source: OpenedObject, piece: Piece) -> bool:
         # Half the file at least, so a link never keeps much more alive than it uses.
@@ -146,8 +163,25 @@ class ComposeWriter:
                 piece.end,
                 stop=lambda: self._stopped,
             )
-        self._fresh_size += piece.length
-        self.size += piece.length
+        self._grown(piece.length)
+
+    def _grown(self, length: int) -> None:
+        """`length` bytes were appended to the fresh file."""
+        self._fresh_size += length
+        self.size += length
+        self._write_back(at_least=WRITEBACK_STEP)
+
+    def write_back(self) -> None:
+        """Start writing the fresh file's last bytes to disk (before the commits of several
+        writers, so that their fsyncs wait for one another's writes less)."""
+        with self._lock:
+            self._write_back(at_least=1)
+
+    def _write_back(self, *, at_least: int) -> None:
+        pending = self._fresh_size - self._written_back
+        if pending >= at_least and self._fd >= 0:
+            start_writeback(self._fd, self._written_back, pending)
+            self._written_back = self._fresh_size
 
     def _link(self, source: OpenedObject, piece: Piece) -> bool:
         """Append `piece` as a hard link to its file; False when it must be copied instead."""
@@ -165,6 +199,8 @@ class ComposeWriter:
     # -- committing (worker thread) -------------------------------------------------------------
 
     def commit(self) -> None:
+        """Make the object appear at its target; durable once its `directories` are synced
+        (as `commit_all` does)."""
         with self._lock:
             self._ensure_open()
             replaced = peek_manifest(self._target, self._name)
@@ -184,7 +220,6 @@ class ComposeWriter:
         self._close_fd()
         os.replace(self._temp, self._target)
         self.finished = True
-        fsync_directory(self._parent)
 
     def _commit_composite(self) -> None:
         self._become_composite()
@@ -202,7 +237,6 @@ class ComposeWriter:
         self._require_segments()
         os.replace(self._manifest_temp, self._target)
         self.finished = True
-        fsync_directory(self._parent)
         try:
             # An abort that removed the directory just before the rename: the object would be
             # broken, so it is not one.
@@ -258,7 +292,7 @@ class ComposeWriter:
             self._fresh_name = self._allocate()
             with os_errors(f"cannot create a segment of {self._name}"):
                 self._fd = os.open(self._fresh_name, _WRITE_FLAGS, 0o666, dir_fd=self._directory_fd)
-            self._fresh_size = 0
+            self._fresh_size = self._written_back = 0
         return self._fd
 
     def _allocate(self) -> str:
@@ -304,10 +338,10 @@ class ComposeWriter:
             [segment] = self._segments
             os.rename(segment.name, temp, src_dir_fd=self._directory_fd)
             self._fd = os.open(temp, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-            self._fresh_size = segment.length
+            self._fresh_size = self._written_back = segment.length  # synced already
         else:
             self._fd = os.open(temp, _WRITE_FLAGS, 0o666)
-            self._fresh_size = 0
+            self._fresh_size = self._written_back = 0
         self._temp = temp
         self._segments = []
         assert self._directory is not None
@@ -325,3 +359,79 @@ class ComposeWriter:
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
             os.close(fd)
+
+
+class WriterSet:
+    """Writers opened together (in one thread call) and closed together."""
+
+    def __init__(self, open_writers: Iterable[Callable[[], ComposeWriter]]) -> None:
+        self.writers: list[ComposeWriter] = []
+        try:
+            for open_writer in open_writers:
+                self.writers.append(open_writer())
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.close()
+
+
+def append_runs(runs: Sequence[tuple[ComposeWriter, Sequence[RunItem]]], locate: Locate) -> None:
+    """Append each writer's items in order, in this one thread call, taking the writers in turn
+    item by item: the formats of a version copy from the same conversations in the same
+    order, so each conversation's pieces are opened once for all of them."""
+    with Sources(locate, (item for _, items in runs for item in items)) as sources:
+        for position in range(max((len(items) for _, items in runs), default=0)):
+            for writer, items in runs:
+                if position < len(items):
+                    writer.append(items[position], sources)
+
+
+def commit_all(writers: Sequence[ComposeWriter]) -> None:
+    """Commit each writer, then sync each directory that changed for them once, deepest first:
+    on a journalling file system the first sync commits every entry, and the rest are free."""
+    if len(writers) > 1:
+        for writer in writers:
+            writer.write_back()
+    for writer in writers:
+        writer.commit()
+    for directory in dict.fromkeys(d for writer in writers for d in writer.directories):
+        with os_errors(f"cannot store objects in {directory.name}"):
+            fsync_directory(directory)
+
+
+class Sources:
+    """The objects a pass copies ranges of, each open from its first range until its last."""
+
+    def __init__(self, locate: Locate, items: Iterable[RunItem]) -> None:
+        self._locate = locate
+        self._left = Counter(
+            (item.bucket, item.key) for item in items if isinstance(item, RangeSource)
+        )
+        self._open: dict[tuple[str, str], OpenedObject] = {}  # least recently used first
+
+    def open(self, item: RangeSource) -> OpenedObject:
+        key = (item.bucket, item.key)
+        opened = self._open.pop(key, None)
+        if opened is None:
+            if len(self._open) >= _MAX_OPEN_SOURCES:
+                self._open.pop(next(iter(self._open))).close()
+            opened = open_object(self._locate(*key), f"{item.bucket}/{item.key}")
+        self._open[key] = opened
+        return opened
+
+    def done(self, item: RangeSource) -> None:
+        """One range of the object is appended; close it after its last."""
+        key = (item.bucket, item.key)
+        self._left[key] -= 1
+        if self._left[key] <= 0 and key in self._open:
+            self._open.pop(key).close()
+
+    def __enter__(self) -> Sources:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self._open:
+            self._open.popitem()[1].close()

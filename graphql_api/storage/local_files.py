@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import os
 import stat
@@ -49,6 +50,36 @@ _NO_KERNEL_COPY = frozenset(
 )
 
 
+# Bytes a writer lets pile up in the page cache before it asks the kernel to start writing
+# them back: the disk then writes while the rest is copied, and the fsync at the commit waits
+# for the last step only, not for the whole object.
+WRITEBACK_STEP = 1024 * 1024
+
+
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """Linux's sync_file_range(2) from the C library, which Python's os module lacks; None
+    where there is none."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_SYNC_FILE_RANGE = _sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2  # start writeback of the range's dirty pages; do not wait
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Have the kernel start writing bytes `[offset, offset + length)` of the file to disk,
+    without waiting (as PostgreSQL's *_flush_after settings do). Only a hint: durability
+    still comes from fsync, so a kernel or file system without it changes nothing."""
+    if _SYNC_FILE_RANGE is not None:
+        _SYNC_FILE_RANGE(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+
+
 def storage_error(action: str, exc: OSError) -> StorageError:
     return StorageError(f"{action}: {exc}", reason=_REASONS.get(exc.errno or 0))
 
@@ -75,19 +106,22 @@ def fsync_directory(directory: Path | int) -> None:
         os.close(fd)
 
 
-def make_directory(directory: Path) -> None:
+def make_directory(directory: Path) -> bool:
+    """Create `directory` unless it exists; whether it did. Its entry in the parent is durable
+    once the caller has synced the parent (a writer does it with its other syncs, at commit)."""
     try:
         directory.mkdir()
     except FileExistsError:
-        pass
+        created = False
     else:
-        fsync_directory(directory.parent)
+        created = True
     # Checked after mkdir too: something may have swapped in a symlink since the key was located.
     mode = os.lstat(directory).st_mode
     if stat.S_ISLNK(mode):
         raise InvalidKey(f"{directory} is a symlink")
     if not stat.S_ISDIR(mode):
         raise StorageError(f"{directory} exists and is not a directory")
+    return created
 
 
 def regular_file_stat(path: Path, name: str) -> os.stat_result | None:

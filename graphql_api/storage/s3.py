@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -64,6 +64,7 @@ from .s3_manifest import (
 )
 from .s3_read import ObjectReader
 from .s3_upload import MAX_IN_FLIGHT, PART_SIZE, Uploads
+from .tasks import gather
 
 logger = logging.getLogger(__name__)
 
@@ -170,14 +171,25 @@ class S3Storage:
         return await self._composer.compose(bucket, key, [chunks])  # one stream: plain
 
     async def compose(self, bucket: str, key: str, parts: Sequence[Part]) -> int:
-        self._locate(bucket, key)
-        for part in parts:  # every part checked before anything is read or written
-            if isinstance(part, CopyRange):
-                self._locate(_source_bucket(bucket, part), part.key)
-                _check_range(part.start, part.end)
-            elif not isinstance(part, (bytes, bytearray, memoryview, AsyncIterable)):
-                raise TypeError(f"compose parts must be bytes, CopyRange or streams, not {part!r}")
-        return await self._composer.compose(bucket, key, parts)
+        return (await self.compose_many(bucket, {key: parts}))[key]
+
+    async def compose_many(
+        self, bucket: str, objects: Mapping[str, Sequence[Part]]
+    ) -> dict[str, int]:
+        """Concurrent composes: each copies its ranges inside the store, so they share
+        nothing (a build hands S3 its pieces as bytes, read once: `copies_small_ranges`)."""
+        for key, parts in objects.items():  # every part checked before anything is written
+            self._locate(bucket, key)
+            for part in parts:
+                if isinstance(part, CopyRange):
+                    self._locate(_source_bucket(bucket, part), part.key)
+                    _check_range(part.start, part.end)
+                elif not isinstance(part, (bytes, bytearray, memoryview, AsyncIterable)):
+                    raise TypeError(
+                        f"compose parts must be bytes, CopyRange or streams, not {part!r}"
+                    )
+        composed = [self._composer.compose(bucket, key, parts) for key, parts in objects.items()]
+        return dict(zip(objects, await gather(*composed), strict=True))
 
     def get(self, bucket: str, key: str) -> AsyncIterator[bytes]:
         self._locate(bucket, key)
