@@ -30,7 +30,6 @@ import asyncpg
 
 from ..db import conversations as conversation_rows
 from ..db import training_files as rows
-from ..db.conversations import ConversationRecord
 from ..db.database import Database, Reader
 from ..db.training_files import FileVersion, MemberRanges, MemberStats, TrainingFileRecord
 from ..db.writers import LockedSession, LockKind, WriterPool
@@ -189,7 +188,7 @@ class TrainingFileService:
         user_id: UUID,
         current: TrainingFileRecord,
         ids: list[UUID],
-        records: list[ConversationRecord],
+        records: list[rows.Candidate],
         progress: BuildProgress,
     ) -> TrainingFileRecord:
         """Build and commit the next version of `current`, whose lock `locked` holds; a
@@ -398,7 +397,7 @@ class TrainingFileService:
         file_id: UUID,
         name: str,
         current: TrainingFileRecord | None,
-        records: list[ConversationRecord],
+        records: list[rows.Candidate],
         created_date: datetime,
         now: datetime,
         progress: BuildProgress,
@@ -570,14 +569,14 @@ class TrainingFileService:
         return [CopyRange(key, body_start + s, body_start + e) for s, e in spans]
 
     async def _conversation_parts(
-        self, records: list[ConversationRecord], *, first: bool, progress: BuildProgress
+        self, records: list[rows.Candidate], *, first: bool, progress: BuildProgress
     ) -> dict[FileFormat, list[Part]]:
         """Each conversation's part of every object, in order: ranges of the pieces rendered
         at import, or (for rows whose pieces are missing or from an older rendering) rendered
         now from the file, at most `fetch_concurrency` files read at once."""
         limit = asyncio.Semaphore(self._fetch_concurrency)
 
-        async def parts_of(index: int, record: ConversationRecord) -> dict[FileFormat, Part]:
+        async def parts_of(index: int, record: rows.Candidate) -> dict[FileFormat, Part]:
             leading = first and index == 0
             ranges = _stored_pieces(record, first=leading)
             stored: dict[FileFormat, Part] = dict(ranges)
@@ -659,7 +658,7 @@ class TrainingFileService:
         entry = pieces.entry_of(member.conversation_id, vars(member), document["training_pairs"])
         yield pieces.render_one(entry, kind, first=first)
 
-    async def _load(self, record: ConversationRecord | rows.MemberPieces) -> dict[str, Any]:
+    async def _load(self, record: rows.MemberPieces) -> dict[str, Any]:
         assert record.enriched_file_path is not None
         raw = await read_all(self._storage, CONVERSATION_BUCKET, record.enriched_file_path)
         if (
@@ -718,9 +717,9 @@ class TrainingFileService:
 
 async def _eligible(
     conn: asyncpg.Connection, ids: list[UUID], problems: ProblemList
-) -> list[ConversationRecord]:
+) -> list[rows.Candidate]:
     """The records of `ids` in request order; missing or ineligible ids become problems."""
-    found = await conversation_rows.get_many(conn, ids)
+    found = await rows.candidates(conn, ids)
     missing = [i for i in ids if i not in found]
     if missing:
         problems.add(
@@ -773,7 +772,7 @@ def _check_removable(
         )
 
 
-async def _verify_unchanged(conn: asyncpg.Connection, built_from: list[ConversationRecord]) -> None:
+async def _verify_unchanged(conn: asyncpg.Connection, built_from: list[rows.Candidate]) -> None:
     """Inside the commit, after the junction rows lock the conversations against re-import:
     refuse if any was replaced while its old file was being aggregated."""
     now = await conversation_rows.file_hashes(conn, [r.conversation_id for r in built_from])
@@ -865,9 +864,7 @@ def _not_ready(current: TrainingFileRecord, kind: FileFormat) -> str:
     return f"training file {current.id} has no {kind.value} object"
 
 
-def _stored_pieces(
-    row: ConversationRecord | rows.MemberPieces, *, first: bool
-) -> dict[FileFormat, CopyRange]:
+def _stored_pieces(row: rows.MemberPieces, *, first: bool) -> dict[FileFormat, CopyRange]:
     if row.pieces_path is None or row.piece_sizes is None:
         return {}
     return pieces.ranges(row.pieces_path, row.piece_sizes, first=first)

@@ -126,6 +126,21 @@ ORDER BY j.position
 
 
 @dataclass(frozen=True)
+class Candidate(MemberPieces):
+    """A conversation asked to go into a file: what a build needs of it, and whether it may
+    (not the rest of its row: a build of 80 decoded 80 validation reports for nothing)."""
+
+    enrichment_status: str
+
+
+_CANDIDATES = f"""
+SELECT {", ".join(f.name for f in fields(Candidate))}
+FROM conversations
+WHERE conversation_id = ANY($1::uuid[])
+"""
+
+
+@dataclass(frozen=True)
 class MemberRanges:
     """A member's bytes [start, end) in each object of its file's current version, relative to
     the object's body start (0 for the trainer exports, which have no header); its JSON range
@@ -617,6 +632,13 @@ async def member_pieces(conn: asyncpg.Connection, file_id: UUID) -> list[MemberP
     """Every member of the file, in file order."""
     rows = await conn.fetch(_MEMBER_PIECES, file_id)
     return [MemberPieces(**dict(row)) for row in rows]
+
+
+async def candidates(
+    conn: asyncpg.Connection, conversation_ids: Sequence[UUID]
+) -> dict[UUID, Candidate]:
+    rows = await conn.fetch(_CANDIDATES, list(conversation_ids))
+    return {row["conversation_id"]: Candidate(**dict(row)) for row in rows}
 
 
 async def members_among(
