@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -117,8 +117,9 @@ class TrainingFileService:
             if chosen_id is not None and await rows.get(conn, chosen_id) is not None:
                 _id_taken(problems, chosen_id)
             records = await _eligible(conn, ids, problems)
+            additions = None if problems.problems else await _additions(conn, None, records)
         problems.raise_if_any("the training file was not created")
-        assert checked_name is not None
+        assert checked_name is not None and additions is not None
 
         file_id = chosen_id or uuid4()
         now = _now()
@@ -129,7 +130,7 @@ class TrainingFileService:
                 await progress.building()
                 with measure_build("create") as build:
                     version, ranges = await self._build(
-                        locked, user_id, file_id, checked_name, None, records, now, now, progress
+                        file_id, checked_name, None, records, additions, now, now, progress
                     )
                     build.wrote(json=version.json_file_size, jsonl=version.jsonl_file_size)
                 await progress.committing(_written(version))
@@ -176,11 +177,15 @@ class TrainingFileService:
                             conversation_ids=[i for i in ids if i in already],
                         )
                     records = await _eligible(conn, [i for i in ids if i not in already], problems)
+                    additions = (
+                        None if problems.problems else await _additions(conn, current, records)
+                    )
                 problems.raise_if_any("no conversations were added")
+                assert additions is not None
                 # Committed at once, so that every reader sees the file being changed.
                 async with locked.session(user_id) as conn:
                     await rows.start_processing(conn, training_file_id)
-                return await self._add(locked, user_id, current, ids, records, progress)
+                return await self._add(locked, user_id, current, ids, records, additions, progress)
 
     async def _add(
         self,
@@ -189,6 +194,7 @@ class TrainingFileService:
         current: TrainingFileRecord,
         ids: list[UUID],
         records: list[rows.Candidate],
+        additions: _Additions,
         progress: BuildProgress,
     ) -> TrainingFileRecord:
         """Build and commit the next version of `current`, whose lock `locked` holds; a
@@ -200,12 +206,11 @@ class TrainingFileService:
         try:
             with measure_build("add") as build:
                 version, ranges = await self._build(
-                    locked,
-                    user_id,
                     current.id,
                     current.name,
                     current,
                     records,
+                    additions,
                     current.created_date,
                     now,
                     progress,
@@ -392,29 +397,18 @@ class TrainingFileService:
 
     async def _build(
         self,
-        locked: LockedSession,
-        user_id: UUID,
         file_id: UUID,
         name: str,
         current: TrainingFileRecord | None,
         records: list[rows.Candidate],
+        additions: _Additions,
         created_date: datetime,
         now: datetime,
         progress: BuildProgress,
     ) -> tuple[FileVersion, list[MemberRanges]]:
         """Write the next version's objects; nothing in the database changes here. Returns
         the version and where each of `records` lies in it."""
-        new_ids = [r.conversation_id for r in records]
-        async with locked.session(user_id) as conn:
-            stats = await rows.added_stats(conn, current, new_ids)
-            distribution = await rows.added_distribution(conn, current, new_ids)
-            # A version from before the trainer exports: they are written in full, this once.
-            members = (
-                await rows.member_pieces(conn, current.id)
-                if current is not None and not _has_exports(current)
-                else []
-            )
-
+        stats, distribution, members = additions
         header = _header(name, created_date, now, stats, distribution)
         number = current.version + 1 if current else 1
         heads = _heads(header)
@@ -713,6 +707,29 @@ class TrainingFileService:
             # The failure being reported matters more than this clean-up.
             with contextlib.suppress(Exception):
                 await self._storage.discard(TRAINING_BUCKET, key)
+
+
+class _Additions(NamedTuple):
+    """What a build of `current` with new conversations reads from the database, in the
+    transaction that found the conversations (not one of its own)."""
+
+    stats: MemberStats
+    distribution: list[rows.DistributionRow]
+    # A version from before the trainer exports: its members, to write the exports in full.
+    members: list[rows.MemberPieces]
+
+
+async def _additions(
+    conn: asyncpg.Connection, current: TrainingFileRecord | None, records: list[rows.Candidate]
+) -> _Additions:
+    new_ids = [r.conversation_id for r in records]
+    return _Additions(
+        await rows.added_stats(conn, current, new_ids),
+        await rows.added_distribution(conn, current, new_ids),
+        await rows.member_pieces(conn, current.id)
+        if current is not None and not _has_exports(current)
+        else [],
+    )
 
 
 async def _eligible(
