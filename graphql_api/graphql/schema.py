@@ -31,6 +31,7 @@ from .mutations import Mutation
 from .queries import Query
 from .scalars import SCALAR_MAP
 from .subscriptions import Subscription
+from .validation_cache import CachedValidation, ValidDocuments
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         partial(QueryDepthLimiter, max_depth=limits.graphql_max_depth),
         partial(MaxAliasesLimiter, max_alias_count=limits.graphql_max_aliases),
         partial(MaxTokensLimiter, max_token_count=limits.graphql_max_tokens),
+        partial(CachedValidation, valid=ValidDocuments()),
     ]
     if not limits.graphql_introspection:
         extensions.append(DisableIntrospection)
