@@ -17,7 +17,8 @@ Set-up, in one run:
    with `ConversationImporter` as the owner, 8 at a time, separately into each backend, each
    backend's in a worker process of its own (the imports are CPU-bound in Python): each
    import stores the enriched file and its pre-rendered `<id>/<sha>.pieces` object beside it.
-   Then `sync`, so the imports' dirty pages are not written back during the measurements.
+   Then a CHECKPOINT and `sync`, so the imports' dirty pages are not written back during the
+   measurements.
 3. Per backend, `training-files serve --no-demo` with the shipped defaults on that database
    and storage (local: a directory; S3: `moto_server` on 127.0.0.1 with STORAGE_URL=s3://,
    S3_ENDPOINT_URL, credentials and S3_CREATE_BUCKETS=true), except CLEANUP_INTERVAL: the
@@ -103,6 +104,7 @@ from .aggregation_stack import (
     Owner,
     Processes,
     Server,
+    checkpoint,
     import_in_worker,
     pieces_paths,
     postmaster_pid,
@@ -458,9 +460,12 @@ async def run(plan: Plan) -> None:
         say("\n[2] a database per backend, and the conversations imported into each")
         backends = [await open_backend(ctx, name) for name in plan.backends]
         prepared = await prepare_all(ctx, backends)
-        # The imports leave gigabytes of dirty pages; flushed now, not during the timed
-        # creates and their I/O floors (both of which would then measure the writeback).
+        # The imports leave gigabytes of dirty pages, in the page cache and in PostgreSQL's
+        # shared buffers (which its checkpointer would write out over the next minutes);
+        # flushed now, not during the timed creates and their I/O floors (both of which
+        # would then measure the writeback).
         flushing = time.perf_counter()
+        await checkpoint(maintenance_dsn)
         await asyncio.to_thread(os.sync)
         say(f"  flushed the imports to disk in {time.perf_counter() - flushing:.0f} s")
         try:

@@ -180,6 +180,15 @@ async def start_postgres(pg_dir: Path) -> str:
     return await asyncio.to_thread(start_embedded, pg_dir, delete_on_exit=True)
 
 
+async def checkpoint(maintenance_dsn: str) -> None:
+    """Have PostgreSQL write out its dirty shared buffers now (and fsync them)."""
+    conn = await asyncpg.connect(maintenance_dsn)
+    try:
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
 def postmaster_pid(pg_dir: Path) -> int:
     """The embedded PostgreSQL's postmaster (first line of its postmaster.pid)."""
     pid_file = pg_dir / "postgres" / "postmaster.pid"
