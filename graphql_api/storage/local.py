@@ -128,8 +128,9 @@ class LocalStorage:
         committed in one thread call that syncs their directory once."""
         for key in objects:
             self._validate(bucket, key)
-        # Every part checked before anything is written.
-        plans = [self._steps(bucket, parts) for parts in objects.values()]
+        # Every part checked before anything is written (each source once).
+        checked: set[tuple[str, str]] = set()
+        plans = [self._steps(bucket, parts, checked) for parts in objects.values()]
         opened = await open_in_thread(
             lambda: WriterSet(functools.partial(self._open_writer, bucket, key) for key in objects)
         )
@@ -306,8 +307,11 @@ class LocalStorage:
             else:
                 await _pour(writer, step)
 
-    def _steps(self, bucket: str, parts: Sequence[Part]) -> list[_Step]:
-        """`parts` grouped into runs of bytes and ranges, and streams; raises on a bad part."""
+    def _steps(
+        self, bucket: str, parts: Sequence[Part], checked: set[tuple[str, str]]
+    ) -> list[_Step]:
+        """`parts` grouped into runs of bytes and ranges, and streams; raises on a bad part.
+        `checked`: the sources whose keys are known to be valid, extended here."""
         steps: list[_Step] = []
         run: list[RunItem] = []
         for part in parts:
@@ -316,7 +320,9 @@ class LocalStorage:
                     run.append(part if isinstance(part, bytes) else bytes(memoryview(part)))
             elif isinstance(part, CopyRange):
                 source_bucket = bucket if part.bucket is None else part.bucket
-                self._validate(source_bucket, part.key)
+                if (source_bucket, part.key) not in checked:
+                    self._validate(source_bucket, part.key)
+                    checked.add((source_bucket, part.key))
                 _check_range(part.start, part.end)
                 run.append(RangeSource(source_bucket, part.key, part.start, part.end))
             elif isinstance(part, AsyncIterable):

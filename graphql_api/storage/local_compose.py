@@ -47,6 +47,7 @@ from .local_files import (
     os_errors,
     pread_exactly,
     start_writeback,
+    storage_error,
     write_all,
 )
 from .local_manifest import MAGIC, Manifest, Segment, encode
@@ -154,16 +155,16 @@ class ComposeWriter:
         return length >= self._link_min and 2 * length >= source.file_size(piece.index)
 
     def _copy(self, source: OpenedObject, piece: Piece) -> None:
+        # The hot path of a build (once per conversation and format): no context manager.
         fd = self._fresh_fd()
-        with os_errors(f"cannot copy into {self._name}"):
-            copy_range(
-                source.descriptor(piece.index),
-                fd,
-                piece.start,
-                piece.end,
-                stop=lambda: self._stopped,
-            )
+        try:
+            copy_range(source.descriptor(piece.index), fd, piece.start, piece.end, stop=self._stop)
+        except OSError as exc:
+            raise storage_error(f"cannot copy into {self._name}", exc) from exc
         self._grown(piece.length)
+
+    def _stop(self) -> bool:
+        return self._stopped
 
     def _grown(self, length: int) -> None:
         """`length` bytes were appended to the fresh file."""
