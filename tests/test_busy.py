@@ -17,9 +17,10 @@ from graphql_api.app import create_app
 from graphql_api.config import Settings
 from graphql_api.conversations.importer import ConversationImporter
 from graphql_api.db.database import Database
-from graphql_api.db.writers import LockKind, WriterPool
+from graphql_api.db.pool import create_pool
+from graphql_api.db.writers import LockKind, WriterPool, lock_key
 from graphql_api.demo import write_demo_set
-from graphql_api.runtime import Pools
+from graphql_api.runtime import DatabaseUrls, Pools
 from graphql_api.services import Services
 from graphql_api.storage.local import LocalStorage
 
@@ -123,3 +124,43 @@ async def test_a_request_finding_no_free_connection_is_busy(
     assert error["extensions"]["code"] == "BUSY"
     assert "retry-after" in response.headers
     assert health.status_code == 200
+
+
+async def test_a_writer_lock_is_free_for_another_process_once_its_holder_is_done(
+    pools: Pools, db: Database, database_urls: DatabaseUrls
+) -> None:
+    """The lock goes with the writer connection's return to the pool (its reset unlocks):
+    a pool of its own, as another server process has, takes it at once, and no session is
+    left holding an advisory lock."""
+    file_id = UUID("00000000-0000-4000-8000-00000000b0b0")
+    ours = WriterPool(pools.writers.pool, timeout_seconds=1)
+    other = WriterPool(await create_pool(database_urls.app), timeout_seconds=1)
+    try:
+        for kind in LockKind:
+            async with ours.exclusive(kind, file_id):
+                async with other.try_exclusive(kind, file_id) as taken:
+                    assert taken is None  # held: the lock is real across pools
+                assert await _advisory_locks_held(db, kind, file_id) == 1
+            async with other.try_exclusive(kind, file_id) as taken:
+                assert taken is not None
+            async with other.exclusive(kind, file_id):
+                pass
+            assert await _advisory_locks_held(db, kind, file_id) == 0
+    finally:
+        await other.close()
+
+
+async def _advisory_locks_held(db: Database, kind: LockKind, object_id: UUID) -> int:
+    """Sessions holding this object's writer lock (two-int advisory keys: objsubid 2)."""
+    first, second = lock_key(kind, object_id)
+    async with db.connection() as conn:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND objsubid = 2 AND classid::bigint = $1"
+                " AND objid::bigint = ($2::bigint & 4294967295)",
+                first,
+                second,
+            )
+        )

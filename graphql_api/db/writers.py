@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -28,7 +28,7 @@ import asyncpg
 
 from ..errors import Busy
 from ..observability import metrics
-from .database import CONNECT_ERRORS, become_user, give_back, lent, unreachable
+from .database import CONNECT_ERRORS, give_back, lent, transaction, unreachable
 
 
 class LockKind(enum.IntEnum):
@@ -48,7 +48,6 @@ SELECT pg_advisory_lock($2, $3)
 FROM (SELECT set_config('lock_timeout', $1, false)) AS bounded
 """
 _TRY_LOCK = "SELECT pg_try_advisory_lock($1, $2)"
-_UNLOCK = "SELECT pg_advisory_unlock($1, $2)"
 
 
 @dataclass
@@ -71,9 +70,7 @@ class LockedSession:
     @asynccontextmanager
     async def session(self, user_id: UUID | None = None) -> AsyncIterator[asyncpg.Connection]:
         """A transaction on the locked connection, as `user_id` under row-level security."""
-        async with self._conn.transaction():
-            if user_id is not None:
-                await become_user(self._conn, user_id)
+        async with transaction(self._conn, user_id):
             yield self._conn
 
 
@@ -99,11 +96,12 @@ class WriterPool:
                 try:
                     await self._lock(conn, key, deadline, object_id)
                     waiting.acquired()
-                    try:
-                        yield LockedSession(conn)
-                    finally:
-                        await _unlock_quietly(conn, key)
+                    yield LockedSession(conn)
                 finally:
+                    # The pool's reset (pg_advisory_unlock_all, RESET ALL) releases the lock
+                    # as the connection goes back: an unlock of its own was a round trip more
+                    # on every build's way to its answer. A connection that broke took the
+                    # lock with its session.
                     await give_back(self._pool, conn)
 
     @asynccontextmanager
@@ -116,14 +114,11 @@ class WriterPool:
         if turn is not None and turn.lock.locked():
             yield None
             return
-        async with self._acquired(self._timeout) as conn:
+        async with self._acquired(self._timeout) as conn:  # released by the pool's reset
             if not await conn.fetchval(_TRY_LOCK, *key):
                 yield None
                 return
-            try:
-                yield LockedSession(conn)
-            finally:
-                await _unlock_quietly(conn, key)
+            yield LockedSession(conn)
 
     async def close(self) -> None:
         await self._pool.close()
@@ -180,14 +175,6 @@ class WriterPool:
             await conn.fetchval(_LOCK, f"{remaining_ms}ms", *key)
         except asyncpg.LockNotAvailableError:
             raise _busy(object_id, self._timeout) from None
-
-
-async def _unlock_quietly(conn: asyncpg.Connection, key: tuple[int, int]) -> None:
-    # If the connection broke, PostgreSQL already released the lock with the session; the
-    # pool's reset (pg_advisory_unlock_all) covers any other path.
-    if not conn.is_closed():
-        with suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-            await conn.fetchval(_UNLOCK, *key)
 
 
 def _busy(object_id: UUID, timeout: float) -> Busy:
