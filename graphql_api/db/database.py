@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, cast
@@ -19,9 +20,18 @@ if TYPE_CHECKING:
 
 APP_ROLE = "training_files_user"
 
+
 # set_config(..., true) is SET LOCAL: both settings end with the transaction, so a pooled
 # connection never carries one request's identity into the next.
-_BECOME_USER = "SELECT set_config('app.user_id', $1, true), set_config('role', $2, true)"
+def _as_user(user_id: UUID) -> str:
+    """The statement that runs the rest of a transaction as `user_id`, with the id in its text
+    (so it can share a round trip with BEGIN): a UUID's text needs no quoting."""
+    return (
+        f"SELECT set_config('app.user_id', '{UUID(str(user_id))}', true),"
+        f" set_config('role', '{APP_ROLE}', true)"
+    )
+
+
 # For a whole connection checkout (a Reader): every checkout sets it again, so no reset of the
 # connection on release is needed. The same statement reads the data version (for caches).
 _READ_AS = """
@@ -33,7 +43,31 @@ DATA_VERSION = "SELECT version FROM data_version"
 
 async def become_user(conn: asyncpg.Connection, user_id: UUID) -> None:
     """Inside a transaction: run the rest of it as `user_id`, under the row-level policies."""
-    await conn.execute(_BECOME_USER, str(user_id), APP_ROLE)
+    await conn.execute(_as_user(user_id))
+
+
+@asynccontextmanager
+async def transaction(
+    conn: asyncpg.Connection, user_id: UUID | None = None
+) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction on `conn`; with `user_id`, run as the app role under the row-level
+    policies, begun in one round trip: asyncpg's `transaction()` sends its BEGIN alone, and
+    every write request's transactions then paid a second one for the identity."""
+    if user_id is None:
+        async with conn.transaction():
+            yield conn
+        return
+    await conn.execute(f"BEGIN; {_as_user(user_id)}")  # one simple query, two statements
+    try:
+        yield conn
+    except BaseException:
+        # A connection that broke, or is busy with a cancelled query, is rolled back by the
+        # pool's release (or by PostgreSQL as its session ends).
+        if not conn.is_closed():
+            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
 
 
 # What (re)connecting raises while PostgreSQL is down or restarting: refused, no socket, or
@@ -86,9 +120,7 @@ class Database:
     @asynccontextmanager
     async def session(self, user_id: UUID | None = None) -> AsyncIterator[asyncpg.Connection]:
         """A transaction; with `user_id`, run as the app role under the row-level policies."""
-        async with self.connection() as conn, conn.transaction():
-            if user_id is not None:
-                await become_user(conn, user_id)
+        async with self.connection() as conn, transaction(conn, user_id):
             yield conn
 
     @asynccontextmanager
