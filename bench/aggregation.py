@@ -27,8 +27,9 @@ Set-up, in one run:
 Measurements, all in that run and against that one server process per backend:
 
 - *Create, end to end*: wall time of a `createTrainingFile` mutation of 80 conversations over
-  HTTP, median of 5 creates with distinct names and conversation sets, after one untimed
-  create (the 80-conversation file below) has warmed the server up.
+  HTTP, median of 20 creates with distinct names and conversation sets, after six untimed
+  ones (the 80-conversation file below, then 5 more) have warmed the server up: the first
+  creates of a fresh server prepare their statements on each pooled connection.
 - *I/O floor* (local storage): after each timed create, on the same disk, read the 80
   conversations' pieces objects from the storage directory (what a build reads), then write
   as many bytes as the create stored (every file under its `training-files/<id>/` directory:
@@ -118,6 +119,9 @@ from .aggregation_stack import (
 USER = UUID("00000000-0000-4000-8000-00000000be4c")
 SEED = 4242
 BATCH = 80
+# Untimed creates after the first file: each statement a create sends gets prepared on the
+# pooled connections that serve it, so the timed ones measure a server in its steady state.
+WARMUP_CREATES = 5
 SIZES = (80, 1_000, 10_000)
 HUGE = 100_000
 
@@ -182,7 +186,7 @@ class Plan:
     def conversations_for(self, backend: str) -> int:
         """The largest file plus the adds measured on it; the creates take slices below."""
         largest = max(self.sizes_for(backend))
-        return max(largest, (self.creates + 1) * BATCH) + self.rounds * BATCH
+        return max(largest, (WARMUP_CREATES + self.creates + 1) * BATCH) + self.rounds * BATCH
 
 
 # ------------------------------------------------------------------------------ measuring
@@ -236,8 +240,11 @@ class Measurement:
         creates, each with its own conversations and, on a disk, the floor of what it did."""
         self.start_phase()
         first = await self.api.create(f"bench file of {BATCH}", ids[:BATCH])
+        for n in range(1, WARMUP_CREATES + 1):
+            await self.api.create(f"bench warm-up {n}", ids[n * BATCH : (n + 1) * BATCH])
         for n in range(1, self.plan.creates + 1):
-            chosen = ids[n * BATCH : (n + 1) * BATCH]
+            offset = WARMUP_CREATES + n
+            chosen = ids[offset * BATCH : (offset + 1) * BATCH]
             before = self.cpu.read()
             created = await self.api.create(f"bench create {n}", chosen)
             cpu = self.cpu.since(before)
@@ -256,7 +263,7 @@ class Measurement:
                 self.result.floors.append(floor)
                 line += f", stored {stored / MB:.1f} MB; I/O floor {floor.seconds * 1000:.0f} ms"
             say(line)
-        self.end_phase(f"{self.plan.creates + 1} creates of {BATCH}")
+        self.end_phase(f"{WARMUP_CREATES + self.plan.creates + 1} creates of {BATCH}")
         return first
 
     def floor(self, pieces: list[Path], size: int) -> Floor:
@@ -490,7 +497,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Plan:
         default=",".join(map(str, SIZES)),
         help="files to add to, in conversations (default: %(default)s)",
     )
-    parser.add_argument("--creates", type=int, default=5, help="timed creates (default: 5)")
+    parser.add_argument("--creates", type=int, default=20, help="timed creates (default: 20)")
     parser.add_argument("--rounds", type=int, default=3, help="adds per file (default: 3)")
     args = parser.parse_args(argv)
     backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
