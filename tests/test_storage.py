@@ -1112,6 +1112,37 @@ async def test_local_bucket_replaced_by_a_symlink_is_not_followed(
     assert files_under(outside) == {Path("secret")}
 
 
+async def test_local_compose_does_not_copy_from_a_symlinked_source(
+    local: LocalStorage, outside: Path
+) -> None:
+    """Sources are checked once per directory in a compose's pass; a symlink at the object,
+    on a directory, or in place of the bucket is still refused, and nothing is written."""
+    await local.put(CONVERSATION_BUCKET, "c1/pieces", iter_bytes(b"genuine"))
+    (local.root / CONVERSATION_BUCKET / "c1" / "link").symlink_to(outside / "secret")
+    (local.root / CONVERSATION_BUCKET / "dir").symlink_to(outside)
+
+    for key in ("c1/link", "dir/secret"):
+        with pytest.raises(REJECTED):
+            await local.compose_many(
+                BUCKET,
+                {
+                    "f/v1/a": [CopyRange("c1/pieces", 0, 7, bucket=CONVERSATION_BUCKET)],
+                    "f/v1/b": [CopyRange(key, 0, 6, bucket=CONVERSATION_BUCKET)],
+                },
+            )
+    bucket = local.root / CONVERSATION_BUCKET
+    bucket.rename(local.root / "moved")
+    bucket.symlink_to(outside)
+    with pytest.raises(REJECTED):
+        await local.compose(
+            BUCKET, "f/v1/a", [CopyRange("secret", 0, 6, bucket=CONVERSATION_BUCKET)]
+        )
+
+    assert await local.list_keys(BUCKET) == []
+    assert await pending_in(local) == []
+    assert files_under(outside) == {Path("secret")}
+
+
 async def test_local_dangling_symlink_is_not_written_through(
     local: LocalStorage, outside: Path
 ) -> None:

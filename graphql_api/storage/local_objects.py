@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import ObjectNotFound, StorageError
+from .base import InvalidKey, ObjectNotFound, StorageError
 from .local_files import (
     DIRECTORY_FLAGS,
     MISSING,
@@ -287,6 +287,8 @@ def _open_regular(path: Path, name: str) -> tuple[int, os.stat_result]:
     except MISSING as exc:
         raise ObjectNotFound(name) from exc
     except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink at the key
+            raise InvalidKey(f"{name} is a symlink") from exc
         raise storage_error(f"cannot open {name}", exc) from exc
     try:
         st = os.fstat(fd)
