@@ -141,6 +141,7 @@ class TrainingFileService:
                         )
                         await rows.add_members(conn, file_id, ids, 0, user_id, ranges)
                         await _verify_unchanged(conn, records)
+                        await progress.committed(record.version)  # delivered by the commit
                 except BaseException as error:
                     await self._discard(version)
                     if _is_name_conflict(error):
@@ -149,7 +150,6 @@ class TrainingFileService:
                         _id_taken(problems, chosen_id)
                     problems.raise_if_any("the training file was not created")
                     raise
-                await progress.committed(record.version)
                 return record
 
     async def add_conversations(
@@ -311,13 +311,15 @@ class TrainingFileService:
                     updated = await rows.update_version(conn, current.id, current.version, version)
                     if updated is None:
                         raise Conflict("the training file changed meanwhile; try again")
+                    # A NOTIFY in the transaction: subscribers get it when (and only if) the
+                    # version is committed, without a round trip of its own.
+                    await progress.committed(updated.version)
             except BaseException:
                 await self._discard(version)
                 raise
         except BaseException:
             await self._unmark_processing(locked, user_id, current.id)
             raise
-        await progress.committed(updated.version)
         return updated
 
     async def set_archived(
