@@ -14,11 +14,12 @@ Set-up, in one run:
    `serve` would, with the request path's unprivileged login role).
 2. Demo conversations (`write_demo_set`, seed 4242): as many as the largest file holds plus
    the adds measured on it, since a file never holds a conversation twice. They are imported
-   with `ConversationImporter` as the owner, 8 at a time, separately into each backend, each
-   backend's in a worker process of its own (the imports are CPU-bound in Python): each
-   import stores the enriched file and its pre-rendered `<id>/<sha>.pieces` object beside it.
-   Then a CHECKPOINT and `sync`, so the imports' dirty pages are not written back during the
-   measurements.
+   with `ConversationImporter` as the owner, 8 at a time, in a worker process (the imports
+   are CPU-bound in Python), into one backend right before it is measured (another
+   backend's import left the disk writing back for minutes): each import stores the
+   enriched file and its pre-rendered `<id>/<sha>.pieces` object beside it. Then
+   VACUUM (ANALYZE), a CHECKPOINT and `sync`, so neither autovacuum nor the imports' dirty
+   pages write during the measurements.
 3. Per backend, `training-files serve --no-demo` with the shipped defaults on that database
    and storage (local: a directory; S3: `moto_server` on 127.0.0.1 with STORAGE_URL=s3://,
    S3_ENDPOINT_URL, credentials and S3_CREATE_BUCKETS=true), except CLEANUP_INTERVAL: the
@@ -114,6 +115,7 @@ from .aggregation_stack import (
     start_moto,
     start_postgres,
     start_server,
+    vacuum,
 )
 
 USER = UUID("00000000-0000-4000-8000-00000000be4c")
@@ -366,9 +368,10 @@ class Prepared:
     pieces: dict[UUID, Path] | None  # local: each conversation's pieces file
 
 
-async def prepare(ctx: Context, backend: Backend, urls: DatabaseUrls) -> Prepared:
-    """Import the backend's conversations in a worker process, then open the owner's
-    connections the bench keeps for sweeping and building."""
+async def prepare(ctx: Context, backend: Backend) -> Prepared:
+    """Migrate the backend's database, import its conversations in a worker process, then
+    open the owner's connections the bench keeps for sweeping and building."""
+    urls = await prepare_backend_database(ctx.maintenance_dsn, backend.database, ctx.pg_dir)
     name = backend.name
     count = ctx.plan.conversations_for(name)
     env = backend.settings_env(urls, ctx.scratch / f"data-{name}")
@@ -381,25 +384,16 @@ async def prepare(ctx: Context, backend: Backend, urls: DatabaseUrls) -> Prepare
     return Prepared(backend, urls, owner, ids, pieces)
 
 
-async def prepare_all(ctx: Context, backends: Sequence[Backend]) -> list[Prepared]:
-    """Migrate each backend's database, then import into all at once, each in a process of
-    its own; if one fails, close what the others opened and raise its error."""
-    # One at a time: the migrations of two databases would race to create the shared roles.
-    urls = [
-        await prepare_backend_database(ctx.maintenance_dsn, b.database, ctx.pg_dir)
-        for b in backends
-    ]
-    done = await asyncio.gather(
-        *(prepare(ctx, b, u) for b, u in zip(backends, urls, strict=True)),
-        return_exceptions=True,
-    )
-    failed = [d for d in done if isinstance(d, BaseException)]
-    prepared = [d for d in done if isinstance(d, Prepared)]
-    if failed:
-        for p in prepared:
-            await p.owner.close()
-        raise failed[0]
-    return prepared
+async def settle(maintenance_dsn: str, urls: DatabaseUrls) -> None:
+    """The imports leave gigabytes of dirty pages, in the page cache and in PostgreSQL's shared
+    buffers (which its checkpointer would write out over the next minutes), and tables that
+    autovacuum would then visit, dirtying every page again: all done now, not during the
+    timed creates and their I/O floors (both of which would then measure the writeback)."""
+    flushing = time.perf_counter()
+    await vacuum(urls.owner)
+    await checkpoint(maintenance_dsn)
+    await asyncio.to_thread(os.sync)
+    say(f"  vacuumed and flushed the imports to disk in {time.perf_counter() - flushing:.0f} s")
 
 
 async def measure_backend(ctx: Context, prepared: Prepared, step: str) -> BackendResult:
@@ -464,22 +458,18 @@ async def run(plan: Plan) -> None:
             f"in {time.perf_counter() - generated:.0f} s"
         )
         ctx = Context(plan, processes, scratch, pg_dir, maintenance_dsn, demo)
-        say("\n[2] a database per backend, and the conversations imported into each")
-        backends = [await open_backend(ctx, name) for name in plan.backends]
-        prepared = await prepare_all(ctx, backends)
-        # The imports leave gigabytes of dirty pages, in the page cache and in PostgreSQL's
-        # shared buffers (which its checkpointer would write out over the next minutes);
-        # flushed now, not during the timed creates and their I/O floors (both of which
-        # would then measure the writeback).
-        flushing = time.perf_counter()
-        await checkpoint(maintenance_dsn)
-        await asyncio.to_thread(os.sync)
-        say(f"  flushed the imports to disk in {time.perf_counter() - flushing:.0f} s")
-        try:
-            results = [await measure_backend(ctx, p, f"[{n}]") for n, p in enumerate(prepared, 3)]
-        finally:
-            for p in prepared:
-                await p.owner.close()
+        results = []
+        # One backend after the other, each imported right before it is measured: another
+        # backend's import (moto's gigabytes among them) left the disk writing back for
+        # minutes, which inflated the local creates' fsyncs and their floors alike.
+        for n, name in enumerate(plan.backends):
+            say(f"\n[{2 + 2 * n}] {NAMES[name]}: a database, and the conversations imported")
+            prepared = await prepare(ctx, await open_backend(ctx, name))
+            try:
+                await settle(maintenance_dsn, prepared.urls)
+                results.append(await measure_backend(ctx, prepared, f"[{3 + 2 * n}]"))
+            finally:
+                await prepared.owner.close()
     finally:
         processes.stop_all()
     report(results, BATCH, HUGE)
