@@ -106,16 +106,15 @@ from .aggregation_stack import (
     Owner,
     Processes,
     Server,
-    checkpoint,
     import_in_worker,
     pieces_paths,
     postmaster_pid,
     prepare_backend_database,
+    run_statement,
     scratch_dir,
     start_moto,
     start_postgres,
     start_server,
-    vacuum,
 )
 
 USER = UUID("00000000-0000-4000-8000-00000000be4c")
@@ -390,8 +389,8 @@ async def settle(maintenance_dsn: str, urls: DatabaseUrls) -> None:
     autovacuum would then visit, dirtying every page again: all done now, not during the
     timed creates and their I/O floors (both of which would then measure the writeback)."""
     flushing = time.perf_counter()
-    await vacuum(urls.owner)
-    await checkpoint(maintenance_dsn)
+    await run_statement(urls.owner, "VACUUM (ANALYZE)")
+    await run_statement(maintenance_dsn, "CHECKPOINT")
     await asyncio.to_thread(os.sync)
     say(f"  vacuumed and flushed the imports to disk in {time.perf_counter() - flushing:.0f} s")
 

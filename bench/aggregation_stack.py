@@ -180,20 +180,12 @@ async def start_postgres(pg_dir: Path) -> str:
     return await asyncio.to_thread(start_embedded, pg_dir, delete_on_exit=True)
 
 
-async def vacuum(owner_dsn: str) -> None:
-    """VACUUM (ANALYZE) the database, so autovacuum finds nothing to do meanwhile."""
-    conn = await asyncpg.connect(owner_dsn)
+async def run_statement(dsn: str, statement: str) -> None:
+    """One statement on a connection of its own (VACUUM and CHECKPOINT cannot run in a
+    transaction block)."""
+    conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("VACUUM (ANALYZE)")
-    finally:
-        await conn.close()
-
-
-async def checkpoint(maintenance_dsn: str) -> None:
-    """Have PostgreSQL write out its dirty shared buffers now (and fsync them)."""
-    conn = await asyncpg.connect(maintenance_dsn)
-    try:
-        await conn.execute("CHECKPOINT")
+        await conn.execute(statement)
     finally:
         await conn.close()
 
