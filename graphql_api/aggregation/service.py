@@ -571,12 +571,13 @@ class TrainingFileService:
         at import, or (for rows whose pieces are missing or from an older rendering) rendered
         now from the file, at most `fetch_concurrency` files read at once."""
         limit = asyncio.Semaphore(self._fetch_concurrency)
+        copies = self._storage.copies_small_ranges
 
         async def parts_of(index: int, record: rows.Candidate) -> dict[FileFormat, Part]:
             leading = first and index == 0
             ranges = _stored_pieces(record, first=leading)
             stored: dict[FileFormat, Part] = dict(ranges)
-            if ranges and not self._storage.copies_small_ranges:
+            if ranges and not copies:
                 async with limit:
                     stored = await self._read_once(ranges)
             if len(stored) == len(pieces.KINDS):
@@ -595,12 +596,24 @@ class TrainingFileService:
                 for kind in pieces.KINDS
             }
 
+        # The usual case (every piece stored, and copied by the storage itself) needs no I/O
+        # here, so no task either: 80 of them were 0.4 ms of a create.
+        ready: dict[int, dict[FileFormat, Part]] = {}
+        for index, record in enumerate(records):
+            ranges = _stored_pieces(record, first=first and index == 0)
+            if copies and len(ranges) == len(pieces.KINDS):
+                ready[index] = dict(ranges)
+                await progress.conversation_ready()
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(parts_of(i, r)) for i, r in enumerate(records)]
+                tasks = {
+                    i: group.create_task(parts_of(i, r))
+                    for i, r in enumerate(records)
+                    if i not in ready
+                }
         except BaseExceptionGroup as group_error:
             raise group_error.exceptions[0] from None
-        each = [task.result() for task in tasks]
+        each = [ready[i] if i in ready else tasks[i].result() for i in range(len(records))]
         return {kind: [parts[kind] for parts in each] for kind in pieces.KINDS}
 
     async def _read_once(self, ranges: dict[FileFormat, CopyRange]) -> dict[FileFormat, Part]:
