@@ -75,6 +75,10 @@ class LockedSession:
 
 
 class WriterPool:
+    """Writer locks on the connections of `pool`, which must reset connections as they go
+    back (asyncpg's default reset, as `create_pool` leaves it unless `keep_session`): the reset
+    is what releases a writer's lock."""
+
     def __init__(self, pool: asyncpg.Pool, *, timeout_seconds: float) -> None:
         self._pool = pool
         self._timeout = timeout_seconds
