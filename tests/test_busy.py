@@ -6,8 +6,12 @@ lock, 0.5 s for a request connection) instead of the shipped 30 s and 10 s.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import httpx
@@ -16,12 +20,14 @@ import pytest
 from graphql_api.app import create_app
 from graphql_api.config import Settings
 from graphql_api.conversations.importer import ConversationImporter
+from graphql_api.conversations.uploads import IMPORTS_AT_ONCE
 from graphql_api.db.database import Database
 from graphql_api.db.pool import create_pool
 from graphql_api.db.writers import LockKind, WriterPool, lock_key
 from graphql_api.demo import write_demo_set
 from graphql_api.runtime import DatabaseUrls, Pools
 from graphql_api.services import Services
+from graphql_api.storage.base import CONVERSATION_BUCKET
 from graphql_api.storage.local import LocalStorage
 
 from .conftest import USER, bearer
@@ -164,3 +170,80 @@ async def _advisory_locks_held(db: Database, kind: LockKind, object_id: UUID) ->
                 second,
             )
         )
+
+
+# -- imports: every slot of the process taken -------------------------------------------------
+
+IMPORT = """
+mutation Import($files: [Upload!]!) {
+  importConversations(files: $files) { results { filename outcome } userErrors { code } }
+}"""
+
+
+class HeldStorage:
+    """The real storage, each of whose writes waits until the test lets them all go: imports
+    provably inside their slots, holding them."""
+
+    def __init__(self, inner: LocalStorage) -> None:
+        self._inner = inner
+        self.waiting = 0
+        self.release = asyncio.Event()
+
+    async def put(self, bucket: str, key: str, chunks: AsyncIterable[bytes]) -> int:
+        self.waiting += 1
+        async with asyncio.timeout(30):
+            await self.release.wait()
+        return await self._inner.put(bucket, key, chunks)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+async def _upload(client: httpx.AsyncClient, path: Path) -> httpx.Response:
+    operations = {"query": IMPORT, "variables": {"files": [None]}}
+    return await client.post(
+        "/graphql",
+        data={
+            "operations": json.dumps(operations),
+            "map": json.dumps({"0": ["variables.files.0"]}),
+        },
+        files={"0": (path.name, path.read_bytes(), "application/json")},
+    )
+
+
+async def test_an_import_finding_every_import_slot_taken_is_busy(
+    settings: Settings, pools: Pools, db: Database, storage: LocalStorage, tmp_path: Path
+) -> None:
+    held = HeldStorage(storage)
+    impatient = dataclasses.replace(settings, lock_timeout=1.0)  # the slot wait's bound
+    services = Services(
+        impatient, pools.db, pools.writers, pools.maintenance, held, pools.importers
+    )  # type: ignore[arg-type]
+    paths = write_demo_set(tmp_path / "demo", IMPORTS_AT_ONCE + 1, seed=13)
+    transport = httpx.ASGITransport(app=create_app(impatient, services))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers=bearer(settings, USER)
+    ) as client:
+        running = [asyncio.create_task(_upload(client, p)) for p in paths[:IMPORTS_AT_ONCE]]
+        async with asyncio.timeout(30):
+            while held.waiting < IMPORTS_AT_ONCE:  # each inside its slot, at its first write
+                await asyncio.sleep(0.01)
+
+        refused = await _upload(client, paths[-1])
+        waiting_when_refused = held.waiting
+        held.release.set()
+        landed = [await task for task in running]
+
+    [error] = refused.json()["errors"]
+    assert error["extensions"]["code"] == "BUSY"
+    assert error["extensions"]["retryAfter"] >= 1
+    assert f"{IMPORTS_AT_ONCE} imports are running" in error["message"]
+    assert int(refused.headers["retry-after"]) >= 1
+    assert waiting_when_refused == IMPORTS_AT_ONCE  # the refused one never reached the storage
+    for response in landed:
+        [result] = response.json()["data"]["importConversations"]["results"]
+        assert result["outcome"] == "IMPORTED"
+    async with db.connection() as conn:
+        stored = await conn.fetchval("SELECT count(*) FROM conversations")
+    assert stored == IMPORTS_AT_ONCE
+    assert len(await storage.list_keys(CONVERSATION_BUCKET)) == 2 * IMPORTS_AT_ONCE  # file + pieces
