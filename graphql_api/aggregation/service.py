@@ -49,6 +49,7 @@ from ..storage.base import (
     StorageError,
     read_all,
 )
+from ..storage.tasks import gather
 from . import pieces, removal
 from .format import JSON_FOOTER, Distribution, FileHeader, QualitySummary, json_header, jsonl_header
 from .requests import check_chosen_id, check_description, check_ids, check_name
@@ -573,9 +574,10 @@ class TrainingFileService:
         limit = asyncio.Semaphore(self._fetch_concurrency)
         copies = self._storage.copies_small_ranges
 
-        async def parts_of(index: int, record: rows.Candidate) -> dict[FileFormat, Part]:
+        async def parts_of(
+            index: int, record: rows.Candidate, ranges: dict[FileFormat, CopyRange]
+        ) -> dict[FileFormat, Part]:
             leading = first and index == 0
-            ranges = _stored_pieces(record, first=leading)
             stored: dict[FileFormat, Part] = dict(ranges)
             if ranges and not copies:
                 async with limit:
@@ -598,23 +600,18 @@ class TrainingFileService:
 
         # The usual case (every piece stored, and copied by the storage itself) needs no I/O
         # here, so no task either: 80 of them were 0.4 ms of a create.
-        ready: dict[int, dict[FileFormat, Part]] = {}
+        each: dict[int, dict[FileFormat, Part]] = {}
+        pending: list[tuple[int, rows.Candidate, dict[FileFormat, CopyRange]]] = []
         for index, record in enumerate(records):
             ranges = _stored_pieces(record, first=first and index == 0)
             if copies and len(ranges) == len(pieces.KINDS):
-                ready[index] = dict(ranges)
+                each[index] = dict(ranges)
                 await progress.conversation_ready()
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = {
-                    i: group.create_task(parts_of(i, r))
-                    for i, r in enumerate(records)
-                    if i not in ready
-                }
-        except BaseExceptionGroup as group_error:
-            raise group_error.exceptions[0] from None
-        each = [ready[i] if i in ready else tasks[i].result() for i in range(len(records))]
-        return {kind: [parts[kind] for parts in each] for kind in pieces.KINDS}
+            else:
+                pending.append((index, record, ranges))
+        found = await gather(*(parts_of(*p) for p in pending))
+        each.update(zip((index for index, _, _ in pending), found, strict=True))
+        return {kind: [each[i][kind] for i in range(len(records))] for kind in pieces.KINDS}
 
     async def _read_once(self, ranges: dict[FileFormat, CopyRange]) -> dict[FileFormat, Part]:
         """`ranges` (all of one pieces object) as bytes, from one read of the object."""
