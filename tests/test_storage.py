@@ -7,6 +7,7 @@ fixture's params. Tests taking `local` exercise the file system directly.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import random
 import shutil
@@ -432,6 +433,62 @@ async def test_compose_many_writes_each_object_as_its_parts_say(storage: Storage
     for key, data in expected.items():
         assert await read_all(storage, BUCKET, key) == data, key
     assert await pending_in(storage) == []
+
+
+def version_of(sources: list[tuple[str, bytes, list[int]]]) -> dict[str, list[Part]]:
+    """A version's four objects, of bytes and ranges only (written in one thread call)."""
+    return {
+        f"f/v1/format{kind}": [b"head", *(format_range(s, kind) for s in sources)]
+        for kind in range(FORMATS)
+    }
+
+
+def version_bytes(sources: list[tuple[str, bytes, list[int]]]) -> dict[str, bytes]:
+    return {
+        f"f/v1/format{kind}": b"head" + b"".join(format_bytes(s, kind) for s in sources)
+        for kind in range(FORMATS)
+    }
+
+
+async def test_compose_many_of_bytes_and_ranges_only(storage: Storage) -> None:
+    sources = await put_sources(storage, 9)
+
+    sizes = await storage.compose_many(BUCKET, version_of(sources))
+
+    expected = version_bytes(sources)
+    assert sizes == {key: len(data) for key, data in expected.items()}
+    for key, data in expected.items():
+        assert await read_all(storage, BUCKET, key) == data, key
+    assert await pending_in(storage) == []
+
+
+def _compose_a_version(root: Path) -> None:
+    """In a forked child: what the parent did, again (its sync threads are not in the child)."""
+
+    async def compose() -> None:
+        storage = LocalStorage(root)
+        sources = await put_sources(storage, 3)
+        await storage.compose_many(BUCKET, version_of(sources))
+        for key, data in version_bytes(sources).items():
+            assert await read_all(storage, BUCKET, key) == data, key
+
+    asyncio.run(compose())
+
+
+async def test_local_compose_many_in_a_process_forked_after_one(tmp_path: Path) -> None:
+    """The threads that sync a version's files belong to the process that started them: a
+    child forked after a compose (a worker of a pre-forking server) starts its own."""
+    parent = LocalStorage(tmp_path / "parent")
+    await parent.compose_many(BUCKET, version_of(await put_sources(parent, 3)))
+
+    child = multiprocessing.get_context("fork").Process(
+        target=_compose_a_version, args=(tmp_path / "child",)
+    )
+    child.start()
+    await asyncio.to_thread(child.join, 30)
+    if child.exitcode is None:
+        child.kill()
+    assert child.exitcode == 0
 
 
 async def test_compose_many_with_more_sources_than_are_kept_open(storage: Storage) -> None:

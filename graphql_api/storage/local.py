@@ -50,6 +50,7 @@ from .local_compose import (
     RangeSource,
     RunItem,
     WriterSet,
+    append_and_commit,
     append_runs,
     commit_all,
 )
@@ -126,7 +127,8 @@ class LocalStorage:
     ) -> dict[str, int]:
         """The objects made only of bytes and ranges are written in one thread pass (each
         source opened once for all of them), the others each by its own task; then all are
-        committed in one thread call that syncs their directory once."""
+        committed in one thread call that syncs their directory once. When there are no
+        others, the pass and the commit are one thread call."""
         for key in objects:
             self._validate(bucket, key)
         # Every part checked before anything is written (each source once).
@@ -148,14 +150,20 @@ class LocalStorage:
                 for writer, steps, run in zip(opened.writers, plans, runs, strict=True)
                 if run is None
             ]
-            if together:
-                apart.append(asyncio.to_thread(append_runs, together, locate))
-            await gather(*apart)
-            await asyncio.to_thread(commit_all, opened.writers)
+            if not apart:
+                await asyncio.to_thread(append_and_commit, together, locate)
+            else:
+                if together:
+                    apart.append(asyncio.to_thread(append_runs, together, locate))
+                await gather(*apart)
+                await asyncio.to_thread(commit_all, opened.writers)
             return {key: writer.size for key, writer in zip(objects, opened.writers, strict=True)}
         finally:
-            # In a thread: a cancelled copy may still be running, and close waits for it.
-            await asyncio.shield(asyncio.to_thread(opened.close))
+            if opened.finished:
+                opened.close()  # nothing left to remove: no file system call waits
+            else:
+                # In a thread: a cancelled copy may still be running, and close waits for it.
+                await asyncio.shield(asyncio.to_thread(opened.close))
 
     def get(self, bucket: str, key: str) -> AsyncIterator[bytes]:
         self._validate(bucket, key)
