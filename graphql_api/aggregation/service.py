@@ -508,8 +508,7 @@ class TrainingFileService:
         removed_ids = [m.conversation_id for m in removed]
         gone = set(removed_ids)
         async with locked.session(user_id) as conn:
-            stats = await rows.kept_stats(conn, current.id, removed_ids)
-            distribution = await rows.kept_distribution(conn, current.id, removed_ids)
+            stats, distribution = await rows.kept_totals(conn, current.id, removed_ids)
             copyable = _has_exports(current) and not await rows.has_unranged_member(
                 conn, current.id
             )
@@ -734,10 +733,10 @@ class _Additions(NamedTuple):
 async def _additions(
     conn: asyncpg.Connection, current: TrainingFileRecord | None, records: list[rows.Candidate]
 ) -> _Additions:
-    new_ids = [r.conversation_id for r in records]
+    totals = await rows.added_totals(conn, current, [r.conversation_id for r in records])
     return _Additions(
-        await rows.added_stats(conn, current, new_ids),
-        await rows.added_distribution(conn, current, new_ids),
+        totals.stats,
+        totals.distribution,
         await rows.member_pieces(conn, current.id)
         if current is not None and not _has_exports(current)
         else [],

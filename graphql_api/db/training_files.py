@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 import asyncpg
@@ -295,20 +295,6 @@ member_rows AS (
 )
 """
 
-_STATS = """
-SELECT count(*) AS conversation_count,
-       coalesce(sum(pair_count), 0) AS total_pairs,
-       coalesce(sum(trainable_pair_count), 0) AS trainable_pairs,
-       coalesce(sum(quality_sum), 0) AS quality_sum,
-       coalesce(sum(quality_count), 0) AS quality_count,
-       min(quality_min) AS quality_min,
-       max(quality_max) AS quality_max,
-       coalesce(sum(human_reviewed_count), 0) AS human_reviewed_count,
-       (SELECT consultant_profile FROM member_rows WHERE consultant_profile IS NOT NULL
-        ORDER BY position LIMIT 1) AS consultant_profile
-FROM member_rows
-"""
-
 # One row per member and kind of key.
 _MEMBER_KEYS = """
     SELECT 'personas' AS kind, persona_key AS key, persona_name AS name, 1 AS count, position
@@ -320,27 +306,12 @@ _MEMBER_KEYS = """
     FROM member_rows
 """
 
-# Keys in order of first appearance, so a file built in one go and one built by adds agree.
-_GROUPED = """
-SELECT kind, key, max(name) AS name, sum(count)::bigint AS count, min(position) AS first
-FROM keyed
-WHERE coalesce(key, '') <> ''
-GROUP BY kind, key
-ORDER BY kind, first
-"""
-
-_ADDED_STATS = _NEW_MEMBERS + _MEMBER_ROWS + _STATS
-_KEPT_STATS = _KEPT_MEMBERS + _MEMBER_ROWS + _STATS
-_KEPT_DISTRIBUTION = _KEPT_MEMBERS + _MEMBER_ROWS + ", keyed AS (" + _MEMBER_KEYS + ")" + _GROUPED
-
 # The row's distribution ($3: per kind, entries in order of first appearance) merged with the
 # new members', which come after every stored entry: their positions start at the file's
 # conversation count ($2), which no kind's number of keys exceeds. PostgreSQL's max() picks
 # the name, as when the members are aggregated from scratch.
-_ADDED_DISTRIBUTION = (
-    _NEW_MEMBERS
-    + _MEMBER_ROWS
-    + """, keyed AS (
+_STORED_AND_NEW_KEYS = (
+    """, keyed AS (
     SELECT k.kind, e.entry ->> 'key' AS key, e.entry ->> 'name' AS name,
            (e.entry ->> 'count')::int AS count, (e.ord - 1)::int AS position
     FROM jsonb_each($3::jsonb) AS k(kind, entries),
@@ -348,8 +319,37 @@ _ADDED_DISTRIBUTION = (
     UNION ALL"""
     + _MEMBER_KEYS
     + ")"
-    + _GROUPED
 )
+
+_KEPT_KEYS = ", keyed AS (" + _MEMBER_KEYS + ")"
+
+# The statistics, and the distribution as [kind, key, name, count] entries: keys in order of
+# first appearance, so a file built in one go and one built by adds agree. One statement, so
+# the member rows are read once and the whole costs one round trip.
+_TOTALS = """, grouped AS (
+    SELECT kind, key, max(name) AS name, sum(count)::bigint AS count, min(position) AS first
+    FROM keyed
+    WHERE coalesce(key, '') <> ''
+    GROUP BY kind, key
+)
+SELECT count(*) AS conversation_count,
+       coalesce(sum(pair_count), 0) AS total_pairs,
+       coalesce(sum(trainable_pair_count), 0) AS trainable_pairs,
+       coalesce(sum(quality_sum), 0) AS quality_sum,
+       coalesce(sum(quality_count), 0) AS quality_count,
+       min(quality_min) AS quality_min,
+       max(quality_max) AS quality_max,
+       coalesce(sum(human_reviewed_count), 0) AS human_reviewed_count,
+       (SELECT consultant_profile FROM member_rows WHERE consultant_profile IS NOT NULL
+        ORDER BY position LIMIT 1) AS consultant_profile,
+       (SELECT coalesce(jsonb_agg(jsonb_build_array(kind, key, name, count)
+                                  ORDER BY kind, first), '[]')
+        FROM grouped) AS distribution
+FROM member_rows
+"""
+
+_ADDED_TOTALS = _NEW_MEMBERS + _MEMBER_ROWS + _STORED_AND_NEW_KEYS + _TOTALS
+_KEPT_TOTALS = _KEPT_MEMBERS + _MEMBER_ROWS + _KEPT_KEYS + _TOTALS
 
 _GET = f"SELECT {_COLUMNS} FROM training_files WHERE id = $1"
 _GET_MANY = f"SELECT {_COLUMNS} FROM training_files WHERE id = ANY($1::uuid[])"
@@ -567,17 +567,27 @@ async def same_name(conn: asyncpg.Connection, owner: UUID, name: str) -> str | N
     return taken
 
 
-async def added_stats(
+class Totals(NamedTuple):
+    """What a version's header and row say about its members."""
+
+    stats: MemberStats
+    distribution: list[DistributionRow]
+
+
+async def added_totals(
     conn: asyncpg.Connection, current: TrainingFileRecord | None, new_ids: Sequence[UUID]
-) -> MemberStats:
-    """The statistics of `current` (None: a new file) with `new_ids` added: the row's totals
-    plus the new conversations', so the cost does not depend on the file's size."""
-    row = await conn.fetchrow(_ADDED_STATS, list(new_ids), 0)
+) -> Totals:
+    """The totals of `current` (None: a new file) with `new_ids` added: the row's plus the
+    new conversations', so the cost does not depend on the file's size."""
+    stored = current.scaffolding_distribution if current else {}
+    first_position = current.conversation_count if current else 0
+    row = await conn.fetchrow(_ADDED_TOTALS, list(new_ids), first_position, stored)
     assert row is not None
-    added = MemberStats(**dict(row))
+    added = _stats(row)
+    distribution = _distribution(row)
     if current is None:
-        return added
-    return MemberStats(
+        return Totals(added, distribution)
+    stats = MemberStats(
         conversation_count=current.conversation_count + added.conversation_count,
         total_pairs=current.total_training_pairs + added.total_pairs,
         trainable_pairs=current.trainable_pairs + added.trainable_pairs,
@@ -590,6 +600,7 @@ async def added_stats(
         human_reviewed_count=current.human_reviewed_count + added.human_reviewed_count,
         consultant_profile=current.consultant_profile or added.consultant_profile,
     )
+    return Totals(stats, distribution)
 
 
 def _either(
@@ -598,47 +609,37 @@ def _either(
     return b if a is None else a if b is None else pick(a, b)
 
 
-async def kept_stats(
+async def kept_totals(
     conn: asyncpg.Connection, file_id: UUID, removed_ids: Sequence[UUID]
-) -> MemberStats:
-    """The statistics of the file's members but `removed_ids`, aggregated from them."""
-    row = await conn.fetchrow(_KEPT_STATS, file_id, list(removed_ids))
+) -> Totals:
+    """The totals of the file's members but `removed_ids`, aggregated from them."""
+    row = await conn.fetchrow(_KEPT_TOTALS, file_id, list(removed_ids))
     assert row is not None
-    return MemberStats(**dict(row))
+    return Totals(_stats(row), _distribution(row))
 
 
-async def added_distribution(
-    conn: asyncpg.Connection, current: TrainingFileRecord | None, new_ids: Sequence[UUID]
-) -> list[DistributionRow]:
-    """As `added_stats`, for the scaffolding distribution (the row's merged with the new)."""
-    stored = current.scaffolding_distribution if current else {}
-    first_position = current.conversation_count if current else 0
-    rows = await conn.fetch(_ADDED_DISTRIBUTION, list(new_ids), first_position, stored)
-    return _distribution_rows(rows)
+_STATS_COLUMNS = tuple(f.name for f in fields(MemberStats))
 
 
-async def kept_distribution(
-    conn: asyncpg.Connection, file_id: UUID, removed_ids: Sequence[UUID]
-) -> list[DistributionRow]:
-    rows = await conn.fetch(_KEPT_DISTRIBUTION, file_id, list(removed_ids))
-    return _distribution_rows(rows)
+def _stats(row: asyncpg.Record) -> MemberStats:
+    return MemberStats(*(row[name] for name in _STATS_COLUMNS))
 
 
-def _distribution_rows(rows: list[asyncpg.Record]) -> list[DistributionRow]:
-    return [DistributionRow(r["kind"], r["key"], r["name"], r["count"]) for r in rows]
+def _distribution(row: asyncpg.Record) -> list[DistributionRow]:
+    return [DistributionRow(*entry) for entry in row["distribution"]]
 
 
 async def member_pieces(conn: asyncpg.Connection, file_id: UUID) -> list[MemberPieces]:
     """Every member of the file, in file order."""
     rows = await conn.fetch(_MEMBER_PIECES, file_id)
-    return [MemberPieces(**dict(row)) for row in rows]
+    return [MemberPieces(*row) for row in rows]  # selected in the order of its fields
 
 
 async def candidates(
     conn: asyncpg.Connection, conversation_ids: Sequence[UUID]
 ) -> dict[UUID, Candidate]:
     rows = await conn.fetch(_CANDIDATES, list(conversation_ids))
-    return {row["conversation_id"]: Candidate(**dict(row)) for row in rows}
+    return {row[0]: Candidate(*row) for row in rows}  # selected in the order of its fields
 
 
 async def members_among(

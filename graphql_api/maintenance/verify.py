@@ -107,8 +107,7 @@ async def verify_file(db: Database, storage: Storage, row: TrainingFileRecord) -
 
 async def _verify_statistics(db: Database, row: TrainingFileRecord, findings: _Findings) -> None:
     async with db.session() as conn:
-        members = await training_files.kept_stats(conn, row.id, [])
-        distribution = await training_files.kept_distribution(conn, row.id, [])
+        members, distribution = await training_files.kept_totals(conn, row.id, [])
     minimum, maximum = members.quality_min, members.quality_max
     compared: dict[str, tuple[Any, Any]] = {
         "conversations": (members.conversation_count, row.conversation_count),
