@@ -44,9 +44,9 @@ BASE = 200  # ~12 MB of JSON: on S3 the old body is copied inside the store
 ADDED = 40
 # Where in the add the process dies, as fractions of how long an add takes.
 KILL_POINTS = (0.15, 0.4, 0.65, 0.9)
-# And one kill that cannot miss the window timing may: when the build says its objects are
-# written (COMMITTING), before it commits them.
-AT_COMMITTING = "committing"
+# And one kill that cannot miss the window timing may: while the objects are being written
+# (after COMMITTING, once the store shows a write in progress), before the commit.
+WHILE_WRITING = "writing"
 
 
 @dataclass
@@ -122,6 +122,17 @@ async def _phase_reached(db: Database, file_id: UUID, phase: str) -> AsyncIterat
             await conn.remove_listener(CHANNEL, received)
 
 
+async def _writing(storage: Storage, file_id: UUID, version: int) -> None:
+    """Returns once the store shows something of `version` of the file being written: an
+    upload or temp file in progress, or an object (or segment) under its prefix already."""
+    prefix = f"{file_id}/v{version}/"
+    while not (
+        [pending async for pending in storage.list_pending_writes(TRAINING_BUCKET)]
+        or [o async for o in storage.list_objects(TRAINING_BUCKET) if o.key.startswith(prefix)]
+    ):
+        await asyncio.sleep(0.002)
+
+
 async def test_sigkill_at_any_point_of_a_large_add_loses_and_leaks_nothing(
     store: Store,
     db: Database,
@@ -155,7 +166,7 @@ async def test_sigkill_at_any_point_of_a_large_add_loses_and_leaks_nothing(
                 "trainingFile"
             ]
             add_seconds = time.monotonic() - started
-        for point in (*KILL_POINTS, AT_COMMITTING):
+        for point in (*KILL_POINTS, WHILE_WRITING):
             before = await _row(db, record.id)
             batch = conversation_ids[(n := next(fresh)) : n + ADDED]
             async with (
@@ -163,8 +174,10 @@ async def test_sigkill_at_any_point_of_a_large_add_loses_and_leaks_nothing(
                 httpx.AsyncClient(base_url=server.url, timeout=60) as client,
             ):
                 adding = asyncio.create_task(_add(client, record.id, batch))
-                if point == AT_COMMITTING:
+                if point == WHILE_WRITING:
                     await asyncio.wait_for(committing.wait(), 60)
+                    writing = _writing(store.storage, record.id, before.version + 1)
+                    await asyncio.wait_for(writing, 60)
                 else:
                     await asyncio.sleep(add_seconds * point)
                 server.kill()

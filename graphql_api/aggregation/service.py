@@ -1,7 +1,9 @@
 """Create and extend training files: check every rule, stream the objects, commit atomically.
 
-A change writes new, immutable objects under `<file_id>/v<version>/`, then one transaction
+A change writes new, immutable objects under `<file_id>/v<version>/`, and one transaction
 points the row at them (statistics, sizes, body offsets, version) and adds the junction rows.
+The transaction's statements run while the objects are written (their sizes are known from
+their parts), and it commits once both are done, so its round trips hide behind the disk.
 Old objects are retired, not deleted: they stay until every download link to them has expired.
 An add copies the old body as one byte range, so it reads and renders only what is added; a
 removal copies the old body's bytes around the removed conversations, as recorded in the
@@ -37,7 +39,7 @@ from ..domain.enums import EnrichmentStatus, FileFormat, TrainingFileStatus
 from ..domain.limits import LINK_TTL_SECONDS, TARGET_MODEL, VERTICAL, cents, percentage
 from ..domain.vocabulary import CONSULTANT_PROFILE as DEFAULT_CONSULTANT_PROFILE
 from ..errors import Conflict, ErrorCode, Forbidden, NotFound, ProblemList
-from ..observability.metrics import measure_build
+from ..observability.metrics import Build, measure_build
 from ..pagination import Cursor, Page, keyset_page
 from ..progress.reporter import BuildProgress, on_connection
 from ..storage.base import (
@@ -65,6 +67,74 @@ class Removal:
 
     removed_ids: list[UUID]
     kept: list[tuple[UUID, MemberRanges | None]] | None = None
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """A version before it is written: each object's key and parts, and what its row will
+    say but the sizes, which the parts tell when every one of them has a known length."""
+
+    number: int
+    keys: dict[FileFormat, str]
+    parts: dict[FileFormat, list[Part]]
+    heads: dict[FileFormat, bytes]
+    stats: MemberStats
+    distribution: list[rows.DistributionRow]
+    now: datetime
+
+    @classmethod
+    def of(
+        cls,
+        file_id: UUID,
+        number: int,
+        heads: dict[FileFormat, bytes],
+        parts: dict[FileFormat, list[Part]],
+        stats: MemberStats,
+        distribution: list[rows.DistributionRow],
+        now: datetime,
+    ) -> _Draft:
+        """Version `number` of `parts`; the JSON's footer is added here."""
+        keys = {kind: f"{file_id}/v{number}/training{kind.extension}" for kind in pieces.KINDS}
+        parts[FileFormat.JSON].append(JSON_FOOTER)
+        return cls(number, keys, parts, heads, stats, distribution, now)
+
+    def sizes(self) -> dict[FileFormat, int] | None:
+        """Each object's size before it is written; None when a part is a stream."""
+        if not all(isinstance(p, bytes | CopyRange) for ps in self.parts.values() for p in ps):
+            return None
+        return {kind: _length(parts) for kind, parts in self.parts.items()}
+
+    def version(self, size: dict[FileFormat, int]) -> FileVersion:
+        """The row of this version, whose objects are `size` bytes."""
+        quality = _quality(self.stats)
+        stats, keys, heads = self.stats, self.keys, self.heads
+        return FileVersion(
+            version=self.number,
+            json_file_path=keys[FileFormat.JSON],
+            jsonl_file_path=keys[FileFormat.JSONL],
+            json_file_size=size[FileFormat.JSON],
+            jsonl_file_size=size[FileFormat.JSONL],
+            json_body_start=len(heads[FileFormat.JSON]),
+            json_body_end=size[FileFormat.JSON] - len(JSON_FOOTER),
+            jsonl_body_start=len(heads[FileFormat.JSONL]),
+            jsonl_body_end=size[FileFormat.JSONL],
+            openai_chat_file_path=keys[FileFormat.OPENAI_CHAT],
+            openai_chat_file_size=size[FileFormat.OPENAI_CHAT],
+            hf_dataset_file_path=keys[FileFormat.HF_DATASET],
+            hf_dataset_file_size=size[FileFormat.HF_DATASET],
+            conversation_count=stats.conversation_count,
+            total_training_pairs=stats.total_pairs,
+            trainable_pairs=stats.trainable_pairs,
+            avg_quality_score=quality.avg_quality_score,
+            min_quality_score=quality.min_quality_score,
+            max_quality_score=quality.max_quality_score,
+            human_reviewed_count=stats.human_reviewed_count,
+            scaffolding_distribution=_distribution_for_row(self.distribution),
+            quality_sum=stats.quality_sum,
+            quality_count=stats.quality_count,
+            consultant_profile=stats.consultant_profile,
+            updated_at=self.now,
+        )
 
 
 @dataclass(frozen=True)
@@ -130,27 +200,32 @@ class TrainingFileService:
             async with _reported(progress):
                 await progress.building()
                 with measure_build("create") as build:
-                    version, ranges = await self._build(
+                    draft, added = await self._build(
                         file_id, checked_name, None, records, additions, now, now, progress
                     )
-                    build.wrote(json=version.json_file_size, jsonl=version.jsonl_file_size)
-                await progress.committing(_written(version))
-                try:
-                    async with locked.session(user_id) as conn:
+
+                    async def insert(
+                        conn: asyncpg.Connection, version: FileVersion
+                    ) -> TrainingFileRecord:
                         record = await rows.insert(
                             conn, file_id, checked_name, checked_description, user_id, version
                         )
+                        ranges = _new_ranges(version, added)
                         await rows.add_members(conn, file_id, ids, 0, user_id, ranges)
                         await _verify_unchanged(conn, records)
-                        await progress.committed(record.version)  # delivered by the commit
-                except BaseException as error:
-                    await self._discard(version)
-                    if _is_name_conflict(error):
-                        _name_taken(problems, checked_name)
-                    elif _is_id_conflict(error) and chosen_id is not None:
-                        _id_taken(problems, chosen_id)
-                    problems.raise_if_any("the training file was not created")
-                    raise
+                        return record
+
+                    try:
+                        record = await self._write_and_commit(
+                            locked, user_id, draft, progress, build, insert
+                        )
+                    except BaseException as error:
+                        if _is_name_conflict(error):
+                            _name_taken(problems, checked_name)
+                        elif _is_id_conflict(error) and chosen_id is not None:
+                            _id_taken(problems, chosen_id)
+                        problems.raise_if_any("the training file was not created")
+                        raise
                 return record
 
     async def add_conversations(
@@ -206,7 +281,7 @@ class TrainingFileService:
         now = _now()
         try:
             with measure_build("add") as build:
-                version, ranges = await self._build(
+                draft, added = await self._build(
                     current.id,
                     current.name,
                     current,
@@ -216,17 +291,20 @@ class TrainingFileService:
                     now,
                     progress,
                 )
-                build.wrote(json=version.json_file_size, jsonl=version.jsonl_file_size)
+
+                async def add_members(conn: asyncpg.Connection, version: FileVersion) -> None:
+                    ranges = _new_ranges(version, added)
+                    first_position = current.conversation_count
+                    await rows.add_members(conn, current.id, ids, first_position, user_id, ranges)
+                    await _verify_unchanged(conn, records)
+
+                updated = await self._commit(
+                    locked, user_id, current, draft, add_members, progress, build
+                )
         except BaseException:
             await self._unmark_processing(locked, user_id, current.id)
             raise
-
-        async def add_members(conn: asyncpg.Connection) -> None:
-            first_position = current.conversation_count
-            await rows.add_members(conn, current.id, ids, first_position, user_id, ranges)
-            await _verify_unchanged(conn, records)
-
-        return await self._commit(locked, user_id, current, version, add_members, progress)
+        return updated
 
     async def remove_conversations(
         self, user_id: UUID, training_file_id: UUID, conversation_ids: object
@@ -270,58 +348,87 @@ class TrainingFileService:
         now = _now()
         try:
             with measure_build("remove") as build:
-                version, change = await self._build_without(
+                draft, change = await self._build_without(
                     locked, user_id, current, removed, now, progress
                 )
-                build.wrote(json=version.json_file_size, jsonl=version.jsonl_file_size)
+
+                async def remove_members(conn: asyncpg.Connection, version: FileVersion) -> None:
+                    if change.kept is None:
+                        await rows.remove_members(conn, current.id, change.removed_ids)
+                    else:
+                        await rows.remove_members_renumbered(
+                            conn,
+                            current.id,
+                            change.removed_ids,
+                            [member for member, _ in change.kept],
+                            [ranges for _, ranges in change.kept],
+                        )
+
+                updated = await self._commit(
+                    locked, user_id, current, draft, remove_members, progress, build
+                )
         except BaseException:
             await self._unmark_processing(locked, user_id, current.id)
             raise
-
-        async def remove_members(conn: asyncpg.Connection) -> None:
-            if change.kept is None:
-                await rows.remove_members(conn, current.id, change.removed_ids)
-            else:
-                await rows.remove_members_renumbered(
-                    conn,
-                    current.id,
-                    change.removed_ids,
-                    [member for member, _ in change.kept],
-                    [ranges for _, ranges in change.kept],
-                )
-
-        return await self._commit(locked, user_id, current, version, remove_members, progress)
+        return updated
 
     async def _commit(
         self,
         locked: LockedSession,
         user_id: UUID,
         current: TrainingFileRecord,
-        version: FileVersion,
-        change_members: Callable[[asyncpg.Connection], Awaitable[None]],
+        draft: _Draft,
+        change_members: Callable[[asyncpg.Connection, FileVersion], Awaitable[None]],
         progress: BuildProgress,
+        build: Build,
     ) -> TrainingFileRecord:
-        """Make `version` the file's current one with its members changed, in one
-        transaction; on failure its objects are deleted and the file is put back as it was."""
-        await progress.committing(_written(version))
+        """Make `draft` the file's current version, with its members changed."""
+
+        async def update(conn: asyncpg.Connection, version: FileVersion) -> TrainingFileRecord:
+            await change_members(conn, version)
+            # The database retires the replaced objects itself (a trigger).
+            updated = await rows.update_version(conn, current.id, current.version, version)
+            if updated is None:
+                raise Conflict("the training file changed meanwhile; try again")
+            return updated
+
+        return await self._write_and_commit(locked, user_id, draft, progress, build, update)
+
+    async def _write_and_commit(
+        self,
+        locked: LockedSession,
+        user_id: UUID,
+        draft: _Draft,
+        progress: BuildProgress,
+        build: Build,
+        statements: Callable[[asyncpg.Connection, FileVersion], Awaitable[TrainingFileRecord]],
+    ) -> TrainingFileRecord:
+        """Write `draft`'s objects while `statements` run in the commit's transaction, and
+        commit once both are done. Objects whose size is known only once written (a part is
+        rendered while it is written) are written first. On any failure nothing is committed
+        and whatever was written is deleted."""
         try:
-            try:
-                async with locked.session(user_id) as conn:
-                    await change_members(conn)
-                    # The database retires the replaced objects itself (a trigger).
-                    updated = await rows.update_version(conn, current.id, current.version, version)
-                    if updated is None:
-                        raise Conflict("the training file changed meanwhile; try again")
-                    # A NOTIFY in the transaction: subscribers get it when (and only if) the
-                    # version is committed, without a round trip of its own.
-                    await progress.committed(updated.version)
-            except BaseException:
-                await self._discard(version)
-                raise
+            known = draft.sizes()
+            version = draft.version(known if known else await self._store(draft, None))
+            await progress.committing(_written(version))
+            async with locked.session(user_id) as conn:
+                writing = asyncio.ensure_future(self._store(draft, known)) if known else None
+                try:
+                    record = await statements(conn, version)
+                except BaseException:
+                    if writing is not None:
+                        await _abandon(writing)
+                    raise
+                if writing is not None:
+                    await writing
+                # A NOTIFY in the transaction: subscribers get it when (and only if) the
+                # version is committed, without a round trip of its own.
+                await progress.committed(version.version)
+            build.wrote(json=version.json_file_size, jsonl=version.jsonl_file_size)
+            return record
         except BaseException:
-            await self._unmark_processing(locked, user_id, current.id)
+            await self._discard_quietly(*draft.keys.values())
             raise
-        return updated
 
     async def set_archived(
         self, user_id: UUID, training_file_id: UUID, archived: bool
@@ -408,9 +515,9 @@ class TrainingFileService:
         created_date: datetime,
         now: datetime,
         progress: BuildProgress,
-    ) -> tuple[FileVersion, list[MemberRanges]]:
-        """Write the next version's objects; nothing in the database changes here. Returns
-        the version and where each of `records` lies in it."""
+    ) -> tuple[_Draft, list[dict[FileFormat, int]]]:
+        """The next version, not written yet, and the lengths of each of `records`' parts of
+        its objects (they end the bodies)."""
         stats, distribution, members = additions
         header = _header(name, created_date, now, stats, distribution)
         number = current.version + 1 if current else 1
@@ -424,73 +531,28 @@ class TrainingFileService:
             ]
             for kind in pieces.KINDS
         }
-        version = await self._write(
-            file_id, number, heads, parts, stats, distribution, now, progress
-        )
-        # The new members end the bodies: their ranges count back from the ends.
         lengths = [
             {kind: _length([new[kind][i]]) for kind in pieces.KINDS} for i in range(len(records))
         ]
-        ends = rows.body_lengths(version)
-        starts = {
-            kind: ends[kind] - sum(length[kind] for length in lengths) for kind in pieces.KINDS
-        }
-        return version, removal.consecutive(starts, lengths)
+        return _Draft.of(file_id, number, heads, parts, stats, distribution, now), lengths
 
-    async def _write(
-        self,
-        file_id: UUID,
-        number: int,
-        heads: dict[FileFormat, bytes],
-        parts: dict[FileFormat, list[Part]],
-        stats: MemberStats,
-        distribution: list[rows.DistributionRow],
-        now: datetime,
-        progress: BuildProgress,
-    ) -> FileVersion:
-        """Compose version `number`'s four objects of `parts` (the JSON's footer is added
-        here); on any failure, delete whatever of them was written."""
-        keys = {kind: f"{file_id}/v{number}/training{kind.extension}" for kind in pieces.KINDS}
-        parts[FileFormat.JSON].append(JSON_FOOTER)
-        try:
-            sizes = await self._storage.compose_many(
-                TRAINING_BUCKET, {keys[kind]: parts[kind] for kind in pieces.KINDS}
-            )
-        except Exception:
-            await self._discard_quietly(*keys.values())
-            raise
-        size = {kind: sizes[keys[kind]] for kind in pieces.KINDS}
-        for written in size.values():
-            await progress.wrote(written)
-        quality = _quality(stats)
-
-        return FileVersion(
-            version=number,
-            json_file_path=keys[FileFormat.JSON],
-            jsonl_file_path=keys[FileFormat.JSONL],
-            json_file_size=size[FileFormat.JSON],
-            jsonl_file_size=size[FileFormat.JSONL],
-            json_body_start=len(heads[FileFormat.JSON]),
-            json_body_end=size[FileFormat.JSON] - len(JSON_FOOTER),
-            jsonl_body_start=len(heads[FileFormat.JSONL]),
-            jsonl_body_end=size[FileFormat.JSONL],
-            openai_chat_file_path=keys[FileFormat.OPENAI_CHAT],
-            openai_chat_file_size=size[FileFormat.OPENAI_CHAT],
-            hf_dataset_file_path=keys[FileFormat.HF_DATASET],
-            hf_dataset_file_size=size[FileFormat.HF_DATASET],
-            conversation_count=stats.conversation_count,
-            total_training_pairs=stats.total_pairs,
-            trainable_pairs=stats.trainable_pairs,
-            avg_quality_score=quality.avg_quality_score,
-            min_quality_score=quality.min_quality_score,
-            max_quality_score=quality.max_quality_score,
-            human_reviewed_count=stats.human_reviewed_count,
-            scaffolding_distribution=_distribution_for_row(distribution),
-            quality_sum=stats.quality_sum,
-            quality_count=stats.quality_count,
-            consultant_profile=stats.consultant_profile,
-            updated_at=now,
+    async def _store(
+        self, draft: _Draft, expected: dict[FileFormat, int] | None
+    ) -> dict[FileFormat, int]:
+        """Compose the draft's objects; returns each one's size."""
+        keys = draft.keys
+        sizes = await self._storage.compose_many(
+            TRAINING_BUCKET, {keys[kind]: draft.parts[kind] for kind in pieces.KINDS}
         )
+        written = {kind: sizes[keys[kind]] for kind in pieces.KINDS}
+        if expected is not None and written != expected:
+            # Pieces and old objects are immutable: only something outside this product
+            # could have changed one meanwhile.
+            raise StorageError(
+                f"the objects of version {draft.number} are not the size their parts add up "
+                f"to ({written}, not {expected})"
+            )
+        return written
 
     async def _build_without(
         self,
@@ -500,9 +562,9 @@ class TrainingFileService:
         removed: list[rows.RemovedMember],
         now: datetime,
         progress: BuildProgress,
-    ) -> tuple[FileVersion, Removal]:
-        """Write the version of `current` without the `removed` members: the old objects'
-        bytes around them, copied as ranges (one per gap), under a new header. A file with a
+    ) -> tuple[_Draft, Removal]:
+        """The version of `current` without the `removed` members, not written yet: the old
+        objects' bytes around them, copied as ranges (one per gap), under a new header. A file with a
         member of unknown ranges (from before 0009) is written anew from its kept members'
         pieces instead, once."""
         removed_ids = [m.conversation_id for m in removed]
@@ -537,12 +599,10 @@ class TrainingFileService:
             kind: [*([heads[kind]] if kind in heads else []), *bodies[kind]]
             for kind in pieces.KINDS
         }
-        version = await self._write(
-            current.id, current.version + 1, heads, parts, stats, distribution, now, progress
-        )
+        draft = _Draft.of(current.id, current.version + 1, heads, parts, stats, distribution, now)
         if copyable:
-            return version, Removal(removed_ids)
-        return version, Removal(removed_ids, kept=_rebuilt_ranges(kept, bodies))
+            return draft, Removal(removed_ids)
+        return draft, Removal(removed_ids, kept=_rebuilt_ranges(kept, bodies))
 
     def _body_around(
         self, current: TrainingFileRecord, kind: FileFormat, removed: list[rows.RemovedMember]
@@ -708,9 +768,6 @@ class TrainingFileService:
         with contextlib.suppress(Exception):
             async with self._db.session(user_id) as conn:
                 await rows.end_processing(conn, training_file_id)
-
-    async def _discard(self, version: FileVersion) -> None:
-        await self._discard_quietly(*rows.object_paths(version))
 
     async def _discard_quietly(self, *keys: str) -> None:
         """Remove objects of a version that no commit reached."""
@@ -896,6 +953,23 @@ def _stored_pieces(row: rows.MemberPieces, *, first: bool) -> dict[FileFormat, C
     if row.pieces_path is None or row.piece_sizes is None:
         return {}
     return pieces.ranges(row.pieces_path, row.piece_sizes, first=first)
+
+
+def _new_ranges(version: FileVersion, lengths: list[dict[FileFormat, int]]) -> list[MemberRanges]:
+    """Where the members of `lengths` lie in `version`: they end its bodies, so their ranges
+    count back from the ends."""
+    ends = rows.body_lengths(version)
+    starts = {kind: ends[kind] - sum(length[kind] for length in lengths) for kind in pieces.KINDS}
+    return removal.consecutive(starts, lengths)
+
+
+async def _abandon(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` and wait until it ends, however it ends: the error being reported is
+    another's."""
+    task.cancel()
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()  # retrieved, so not logged as never retrieved
 
 
 def _length(parts: Sequence[Part]) -> int:

@@ -22,8 +22,8 @@ expose(
     Phase,
     "Where a change to a training file is.",
     {
-        "BUILDING": "Writing the new version's objects; the counts say how far.",
-        "COMMITTING": "Objects written; making the new version current.",
+        "BUILDING": "Gathering the conversations' parts of the new version; the counts say how far.",
+        "COMMITTING": "Writing the new version's objects (`bytesWritten`: their size) and making it current.",
         "COMMITTED": "Done: `version` is the file's new version. The last event.",
         "FAILED": "Nothing changed; `errorCode` and `errorMessage` say why. The last event.",
     },

@@ -14,8 +14,8 @@ _MAX_MESSAGE = 1000
 
 
 class Phase(enum.StrEnum):
-    BUILDING = "building"  # writing the new version's objects
-    COMMITTING = "committing"  # objects written; making the new version the current one
+    BUILDING = "building"  # gathering the conversations' parts of the new version
+    COMMITTING = "committing"  # writing the new version's objects and making it current
     COMMITTED = "committed"  # done: `version` is the file's new version
     FAILED = "failed"  # nothing changed: `error_code` and `error_message` say why
 

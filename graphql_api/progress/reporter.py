@@ -65,11 +65,6 @@ class BuildProgress:
         self._done = min(self._done + 1, self._total)
         await self._advanced()
 
-    async def wrote(self, size: int) -> None:
-        """One of the version's objects is written, `size` bytes."""
-        self._bytes += size
-        await self._advanced()
-
     async def _advanced(self) -> None:
         if self._clock() - self._last_sent >= self._interval:
             await self._send(Phase.BUILDING)
