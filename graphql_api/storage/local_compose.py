@@ -36,8 +36,8 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .base import StorageError
 from .local_files import (
@@ -68,9 +68,9 @@ LINK_MIN = 1024 * 1024
 _WRITE_FLAGS = (CREATE_FLAGS & ~os.O_WRONLY) | os.O_RDWR  # read back for the magic check
 
 
-@dataclass(frozen=True)
-class RangeSource:
-    """Bytes `[start, end)` of the object `key` in `bucket`, to append."""
+class RangeSource(NamedTuple):
+    """Bytes `[start, end)` of the object `key` in `bucket`, to append (a tuple: a build
+    makes one per conversation and format, and a frozen dataclass costs twice as much)."""
 
     bucket: str
     key: str
