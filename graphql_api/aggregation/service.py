@@ -415,12 +415,12 @@ class TrainingFileService:
                 writing = asyncio.ensure_future(self._store(draft, known)) if known else None
                 try:
                     record = await statements(conn, version)
+                    if writing is not None:
+                        await writing
                 except BaseException:
                     if writing is not None:
-                        await _abandon(writing)
+                        await _abandon(writing)  # ended before its objects are deleted
                     raise
-                if writing is not None:
-                    await writing
                 # A NOTIFY in the transaction: subscribers get it when (and only if) the
                 # version is committed, without a round trip of its own.
                 await progress.committed(version.version)
@@ -964,8 +964,8 @@ def _new_ranges(version: FileVersion, lengths: list[dict[FileFormat, int]]) -> l
 
 
 async def _abandon(task: asyncio.Future[Any]) -> None:
-    """Cancel `task` and wait until it ends, however it ends: the error being reported is
-    another's."""
+    """Cancel `task` (unless it is done) and wait until it ends, however it ends: the error
+    being reported is another's, or its own, raised already."""
     task.cancel()
     await asyncio.wait([task])
     if not task.cancelled():
