@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -44,8 +46,8 @@ BASE = 200  # ~12 MB of JSON: on S3 the old body is copied inside the store
 ADDED = 40
 # Where in the add the process dies, as fractions of how long an add takes.
 KILL_POINTS = (0.15, 0.4, 0.65, 0.9)
-# And one kill that cannot miss the window timing may: while the objects are being written
-# (after COMMITTING, once the store shows a write in progress), before the commit.
+# And one kill that cannot miss the window timing may: while the objects are being written,
+# before the commit (found with the server stopped, so that what is seen is where it is).
 WHILE_WRITING = "writing"
 
 
@@ -122,15 +124,26 @@ async def _phase_reached(db: Database, file_id: UUID, phase: str) -> AsyncIterat
             await conn.remove_listener(CHANNEL, received)
 
 
-async def _writing(storage: Storage, file_id: UUID, version: int) -> None:
-    """Returns once the store shows something of `version` of the file being written: an
-    upload or temp file in progress, or an object (or segment) under its prefix already."""
-    prefix = f"{file_id}/v{version}/"
-    while not (
-        [pending async for pending in storage.list_pending_writes(TRAINING_BUCKET)]
-        or [o async for o in storage.list_objects(TRAINING_BUCKET) if o.key.startswith(prefix)]
-    ):
-        await asyncio.sleep(0.002)
+async def _stop_while_writing(
+    server: ApiServer, storage: Storage, db: Database, file_id: UUID, version: int
+) -> None:
+    """Return with the server stopped (SIGSTOP) while it writes `version` of the file: an
+    upload or temp file in progress, or an object (or segment) under the version's prefix,
+    and the row not yet at that version. It runs on in steps of about a millisecond, and is
+    looked at only while stopped, so a write and commit of a few milliseconds is not missed."""
+    assert server.process is not None
+    pid, prefix = server.process.pid, f"{file_id}/v{version}/"
+    async with asyncio.timeout(60):
+        while True:
+            os.kill(pid, signal.SIGSTOP)
+            written = [p async for p in storage.list_pending_writes(TRAINING_BUCKET)] or [
+                o async for o in storage.list_objects(TRAINING_BUCKET) if o.key.startswith(prefix)
+            ]
+            if written:
+                assert (await _row(db, file_id)).version < version, "the write was missed"
+                return
+            os.kill(pid, signal.SIGCONT)
+            await asyncio.sleep(0.001)
 
 
 async def test_sigkill_at_any_point_of_a_large_add_loses_and_leaks_nothing(
@@ -176,8 +189,9 @@ async def test_sigkill_at_any_point_of_a_large_add_loses_and_leaks_nothing(
                 adding = asyncio.create_task(_add(client, record.id, batch))
                 if point == WHILE_WRITING:
                     await asyncio.wait_for(committing.wait(), 60)
-                    writing = _writing(store.storage, record.id, before.version + 1)
-                    await asyncio.wait_for(writing, 60)
+                    await _stop_while_writing(
+                        server, store.storage, db, record.id, before.version + 1
+                    )
                 else:
                     await asyncio.sleep(add_seconds * point)
                 server.kill()

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from graphql_api.db.database import Database
-from graphql_api.db.notifications import notify
+from graphql_api.db.notifications import notify, notify_statement
 from graphql_api.errors import Busy
 from graphql_api.progress.events import CHANNEL, Phase, ProgressEvent
 from graphql_api.progress.hub import ProgressHub, ProgressInterrupted
@@ -74,7 +74,10 @@ async def test_a_build_is_seen_in_order_by_every_process_subscribed_to_its_file(
             await progress.building()
             await progress.conversation_ready()
             await progress.committing(1500)
-            await progress.committed(4)
+            at_commit: list[str] = []
+            progress.committed_with(4, at_commit)
+            async with db.connection() as conn:  # as a commit sends it
+                await conn.execute("; ".join(at_commit))
 
             for events in (here, there):
                 got = await _take(events, 4)
@@ -172,16 +175,14 @@ async def test_counts_are_throttled_phases_are_not_and_a_failing_publish_is_harm
         clock.now += 0.25
         await progress.conversation_ready()
     await progress.committing(1000)
-    await progress.committed(2)
     assert [(e.phase, e.conversations_done) for e in sent] == [
         (Phase.BUILDING, 0),
         (Phase.BUILDING, 4),  # a second after the last event
         (Phase.BUILDING, 8),
         (Phase.COMMITTING, 10),
-        (Phase.COMMITTED, 10),
     ]
     # The failed publish still took its sequence number: subscribers can tell one is missing.
-    assert [e.sequence for e in sent] == [2, 3, 4, 5, 6]
+    assert [e.sequence for e in sent] == [2, 3, 4, 5]
 
 
 def test_an_event_survives_its_wire_form_and_long_messages_are_cut() -> None:
@@ -192,3 +193,23 @@ def test_an_event_survives_its_wire_form_and_long_messages_are_cut() -> None:
         event.training_file_id, 3, Phase.FAILED, 1, 2, 30, None, "BUSY", "x" * 1000
     )
     assert len(event.encode()) < 8000
+
+
+@pytest.mark.parametrize(
+    "payload", ['{"a":"it\'s"}', "$notify$ and $notify_$ inside", "", "ünïcode \\ '' $$"]
+)
+async def test_a_notify_statement_delivers_its_payload_as_it_is(db: Database, payload: str) -> None:
+    got: asyncio.Queue[str] = asyncio.Queue()
+
+    def received(conn: object, pid: int, channel: str, sent: str) -> None:
+        got.put_nowait(sent)
+
+    async with db.connection() as listener:
+        await listener.add_listener(CHANNEL, received)
+        try:
+            async with db.connection() as conn:
+                await conn.execute(f"{notify_statement(CHANNEL, payload)}; SELECT 1")
+            async with asyncio.timeout(WAIT):
+                assert await got.get() == payload
+        finally:
+            await listener.remove_listener(CHANNEL, received)

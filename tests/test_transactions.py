@@ -55,3 +55,29 @@ async def test_a_failure_inside_rolls_back_and_the_connection_stays_usable(pools
                 raise Refused
         assert not conn.is_in_transaction()
         assert await conn.fetchval(_PROBE) != "refused"
+
+
+async def test_statements_at_commit_go_with_the_commit_and_only_with_it(pools: Pools) -> None:
+    """What a block leaves in `at_commit` is sent with its COMMIT; a block that fails sends
+    none of it. The probe is transactional (a table row), so it is seen only if committed."""
+    async with pools.maintenance.session() as conn:
+        await conn.execute("CREATE TABLE IF NOT EXISTS tx_at_commit_probe (note text)")
+        await conn.execute("GRANT INSERT, SELECT ON tx_at_commit_probe TO " + APP_ROLE)
+        await conn.execute("TRUNCATE tx_at_commit_probe")
+    try:
+        async with pools.db.connection() as conn:
+            sent: list[str] = []
+            async with transaction(conn, USER, at_commit=sent):
+                sent.append("INSERT INTO tx_at_commit_probe VALUES ('committed')")
+            failed: list[str] = []
+            with pytest.raises(RuntimeError):
+                async with transaction(conn, USER, at_commit=failed):
+                    failed.append("INSERT INTO tx_at_commit_probe VALUES ('rolled back')")
+                    raise RuntimeError("the block fails")
+            assert not conn.is_in_transaction()
+        async with pools.maintenance.session() as conn:
+            notes = [r[0] for r in await conn.fetch("SELECT note FROM tx_at_commit_probe")]
+        assert notes == ["committed"]
+    finally:
+        async with pools.maintenance.session() as conn:
+            await conn.execute("DROP TABLE IF EXISTS tx_at_commit_probe")

@@ -411,7 +411,8 @@ class TrainingFileService:
             known = draft.sizes()
             version = draft.version(known if known else await self._store(draft, None))
             await progress.committing(_written(version))
-            async with locked.session(user_id) as conn:
+            at_commit: list[str] = []
+            async with locked.session(user_id, at_commit=at_commit) as conn:
                 writing = asyncio.ensure_future(self._store(draft, known)) if known else None
                 try:
                     record = await statements(conn, version)
@@ -421,9 +422,7 @@ class TrainingFileService:
                     if writing is not None:
                         await _abandon(writing)  # ended before its objects are deleted
                     raise
-                # A NOTIFY in the transaction: subscribers get it when (and only if) the
-                # version is committed, without a round trip of its own.
-                await progress.committed(version.version)
+                progress.committed_with(version.version, at_commit)
             build.wrote(json=version.json_file_size, jsonl=version.jsonl_file_size)
             return record
         except BaseException:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, cast
 from uuid import UUID
@@ -48,12 +48,16 @@ async def become_user(conn: asyncpg.Connection, user_id: UUID) -> None:
 
 @asynccontextmanager
 async def transaction(
-    conn: asyncpg.Connection, user_id: UUID | None = None
+    conn: asyncpg.Connection, user_id: UUID | None = None, *, at_commit: Sequence[str] = ()
 ) -> AsyncIterator[asyncpg.Connection]:
     """A transaction on `conn`; with `user_id`, run as the app role under the row-level
     policies, begun in one round trip: asyncpg's `transaction()` sends its BEGIN alone, and
-    every write request's transactions then paid a second one for the identity."""
+    every write request's transactions then paid a second one for the identity.
+
+    `at_commit` (with `user_id`): statements without parameters, as the block leaves them
+    in it, sent with the COMMIT in one round trip (a NOTIFY of what the commit makes true)."""
     if user_id is None:
+        assert not at_commit, "at_commit needs a transaction begun as a user"
         async with conn.transaction():
             yield conn
         return
@@ -67,7 +71,7 @@ async def transaction(
             with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                 await conn.execute("ROLLBACK")
         raise
-    await conn.execute("COMMIT")
+    await conn.execute("; ".join([*at_commit, "COMMIT"]))
 
 
 # What (re)connecting raises while PostgreSQL is down or restarting: refused, no socket, or

@@ -17,6 +17,19 @@ _NOTIFY = "SELECT pg_notify($1, $2)"
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
 
 
+def notify_statement(channel: str, payload: str) -> str:
+    """NOTIFY as SQL without parameters, to share a round trip with other statements: the
+    payload dollar-quoted, with a tag it does not contain (nothing in it is interpreted)."""
+    if not channel.isidentifier():
+        raise ValueError(f"not a plain channel name: {channel!r}")
+    if "\0" in payload:
+        raise ValueError("a NOTIFY payload cannot hold a NUL character")
+    tag = "notify"
+    while f"${tag}$" in payload:
+        tag += "_"
+    return f"SELECT pg_notify('{channel}', ${tag}${payload}${tag}$)"
+
+
 async def notify(conn: asyncpg.Connection, channel: str, payload: str) -> None:
     """Outside a transaction it is sent at once; inside one, when it commits."""
     await conn.execute(_NOTIFY, channel, payload)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -68,9 +68,12 @@ class LockedSession:
         return self._conn
 
     @asynccontextmanager
-    async def session(self, user_id: UUID | None = None) -> AsyncIterator[asyncpg.Connection]:
-        """A transaction on the locked connection, as `user_id` under row-level security."""
-        async with transaction(self._conn, user_id):
+    async def session(
+        self, user_id: UUID | None = None, *, at_commit: Sequence[str] = ()
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction on the locked connection, as `user_id` under row-level security
+        (`at_commit`: as `transaction`'s)."""
+        async with transaction(self._conn, user_id, at_commit=at_commit):
             yield self._conn
 
 

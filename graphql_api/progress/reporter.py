@@ -10,7 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ..db.notifications import notify
+from ..db.notifications import notify, notify_statement
 from ..errors import ErrorCode, UserError
 from ..failures import as_unavailable
 from .events import CHANNEL, Phase, ProgressEvent
@@ -73,8 +73,11 @@ class BuildProgress:
         self._done, self._bytes = self._total, bytes_written
         await self._send(Phase.COMMITTING)
 
-    async def committed(self, version: int) -> None:
-        await self._send(Phase.COMMITTED, version=version)
+    def committed_with(self, version: int, statements: list[str]) -> None:
+        """COMMITTED, as a NOTIFY appended to `statements` for the caller to send with its
+        commit: subscribers get it when (and only if) the version is committed, at no round
+        trip of its own."""
+        statements.append(notify_statement(CHANNEL, self._event(Phase.COMMITTED, version).encode()))
 
     async def failed(self, code: str, message: str) -> None:
         await self._send(Phase.FAILED, error_code=code, error_message=message)
@@ -95,9 +98,24 @@ class BuildProgress:
         error_code: str | None = None,
         error_message: str | None = None,
     ) -> None:
+        event = self._event(phase, version, error_code, error_message)
+        try:
+            async with asyncio.timeout(_PUBLISH_TIMEOUT_SECONDS):
+                await self._publish(event)
+        except Exception as error:
+            log.warning("progress of %s not published: %s", self._file_id, error or type(error))
+
+    def _event(
+        self,
+        phase: Phase,
+        version: int | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> ProgressEvent:
+        """The next event of the build (its sequence number taken)."""
         self._sequence += 1
         self._last_sent = self._clock()
-        event = ProgressEvent(
+        return ProgressEvent(
             self._file_id,
             self._sequence,
             phase,
@@ -108,11 +126,6 @@ class BuildProgress:
             error_code,
             error_message,
         )
-        try:
-            async with asyncio.timeout(_PUBLISH_TIMEOUT_SECONDS):
-                await self._publish(event)
-        except Exception as error:
-            log.warning("progress of %s not published: %s", self._file_id, error or type(error))
 
 
 async def _ignore(event: ProgressEvent) -> None:
