@@ -20,7 +20,7 @@ always tell what it is.
 Several objects written together (a version's four formats) share one thread pass:
 `append_runs` takes the writers in turn, item by item, so a source that several of them copy
 from (a conversation's pieces, one range per format) is opened once, and `commit_all` syncs
-each directory that changed once, after the last rename. Writers ask the kernel to start
+their files at once, then each directory that changed once, after the last rename. Writers ask the kernel to start
 writing back every `WRITEBACK_STEP` they append, so the commit's fsyncs wait for little.
 
 Thread-side methods hold `_lock`; `close` sets `_stopped` first, so a copy of many steps stops
