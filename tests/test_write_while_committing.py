@@ -89,19 +89,26 @@ async def _objects_of(storage: Storage, file_id: UUID) -> list[str]:
     return [o.key async for o in storage.list_objects(TRAINING_BUCKET) if str(file_id) in o.key]
 
 
+async def _create_held_at_its_write(
+    pools: Pools, held: HeldWrites, db: Database, name: str, ids: list[UUID]
+) -> tuple[UUID, asyncio.Task[Any]]:
+    """A create under way, its write held and its junction rows inserted meanwhile."""
+    service = training_file_service(pools, held)  # type: ignore[arg-type]
+    file_id = uuid4()
+    creating = asyncio.create_task(service.create_training_file(USER, name, None, ids, file_id))
+    async with asyncio.timeout(_WAIT_SECONDS):
+        await held.entered.wait()
+    await _members_being_added(db)
+    return file_id, creating
+
+
 async def test_the_commit_statements_run_while_the_objects_are_written(
     pools: Pools, storage: Storage, db: Database, conversation_ids: list[UUID]
 ) -> None:
     held = HeldWrites(storage)
-    service = training_file_service(pools, held)  # type: ignore[arg-type]
-    file_id = uuid4()
-
-    creating = asyncio.create_task(
-        service.create_training_file(USER, "overlapped", None, conversation_ids, file_id)
+    file_id, creating = await _create_held_at_its_write(
+        pools, held, db, "overlapped", conversation_ids
     )
-    async with asyncio.timeout(_WAIT_SECONDS):
-        await held.entered.wait()
-    await _members_being_added(db)
     # Inserted, not committed: nobody else sees the file yet.
     assert await _file_rows(db, file_id) == (0, 0)
 
@@ -118,15 +125,7 @@ async def test_a_write_failing_after_the_statements_commits_nothing_and_stores_n
 ) -> None:
     held = HeldWrites(storage)
     held.outcome = StorageError("the disk went away")
-    service = training_file_service(pools, held)  # type: ignore[arg-type]
-    file_id = uuid4()
-
-    creating = asyncio.create_task(
-        service.create_training_file(USER, "never", None, conversation_ids, file_id)
-    )
-    async with asyncio.timeout(_WAIT_SECONDS):
-        await held.entered.wait()
-    await _members_being_added(db)
+    file_id, creating = await _create_held_at_its_write(pools, held, db, "never", conversation_ids)
     held.release.set()
 
     with pytest.raises(StorageError, match="the disk went away"):
