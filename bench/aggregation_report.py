@@ -11,7 +11,7 @@ from .aggregation_probes import MB
 
 if TYPE_CHECKING:
     from .aggregation import BackendResult, Phase
-    from .aggregation_probes import Cpu
+    from .aggregation_probes import Cpu, Floor
 
 CREATE_TARGET = 2.0  # create ≤ 2× the I/O floor
 ADD_TARGET = 1.5  # add to 10,000 ≤ 1.5× add to 80
@@ -67,13 +67,13 @@ def report_creates(result: BackendResult, batch: int) -> None:
     )
     say(
         f"  floors: {', '.join(ms(f.seconds) for f in floors)} ms; "
-        f"median {ms(median(floor_seconds(result)))} ms"
+        f"median {ms(median_seconds(floors))} ms"
     )
     cached = result.cached_floors
     say(
         f"  over the pieces each create had just read (so cached): "
         f"{', '.join(ms(f.seconds) for f in cached)} ms; "
-        f"median {ms(median([f.seconds for f in cached]))} ms, read "
+        f"median {ms(median_seconds(cached))} ms, read "
         f"{ms(median([f.read_seconds for f in cached]))} ms"
     )
 
@@ -88,8 +88,8 @@ def cpu_line(cpus: Sequence[Cpu]) -> str:
     return line + (f", moto {ms(median(stores))} ms" if stores else "")
 
 
-def floor_seconds(result: BackendResult) -> list[float]:
-    return [f.seconds for f in result.floors]
+def median_seconds(floors: Sequence[Floor]) -> float:
+    return median([f.seconds for f in floors])
 
 
 def report_adds(result: BackendResult, batch: int) -> None:
@@ -169,7 +169,7 @@ def create_rows(results: Sequence[BackendResult], batch: int) -> list[Row]:
     local = next((r for r in results if r.floors), None)
     if local is None:
         return [Row(f"create {batch}, GraphQL end to end / I/O floor", "—", "≤ 2×", "not run")]
-    floor = median(floor_seconds(local))
+    floor = median_seconds(local.floors)
     rows = []
     for result in results:
         create = median([c.seconds for c in result.creates])
@@ -178,7 +178,7 @@ def create_rows(results: Sequence[BackendResult], batch: int) -> list[Row]:
         figure = f"{ratio:.2f}× ({ms(create)} / {ms(floor)} ms)"
         if result is local:
             rows.append(Row(label, figure, f"≤ {CREATE_TARGET:.0f}×", met(ratio <= CREATE_TARGET)))
-            cached = median([f.seconds for f in local.cached_floors])
+            cached = median_seconds(local.cached_floors)
             rows.append(
                 Row(
                     "  vs the floor over the pieces it had just read",
