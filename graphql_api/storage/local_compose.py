@@ -20,8 +20,10 @@ always tell what it is.
 Several objects written together (a version's four formats) share one thread pass:
 `append_runs` takes the writers in turn, item by item, so a source that several of them copy
 from (a conversation's pieces, one range per format) is opened once, and `commit_all` syncs
-their files at once, then each directory that changed once, after the last rename. Writers ask the kernel to start
-writing back every `WRITEBACK_STEP` they append, so the commit's fsyncs wait for little.
+their files at once, then each directory that changed once, after the last rename. Before the
+pass copies anything it asks the kernel to start reading every small range it will copy, so
+the disk reads them all at once; writers ask it to start writing back every `WRITEBACK_STEP`
+they append, so the commit's fsyncs wait for little.
 
 Thread-side methods hold `_lock`; `close` sets `_stopped` first, so a copy of many steps stops
 at the next step instead of making the clean-up wait for the whole range.
@@ -48,6 +50,7 @@ from .local_files import (
     fsync_directory,
     os_errors,
     pread_exactly,
+    prefetch,
     start_writeback,
     storage_error,
     write_all,
@@ -456,15 +459,37 @@ def _forget_sync_threads() -> None:
 os.register_at_fork(after_in_child=_forget_sync_threads)
 
 
+def _joined(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The spans in order, each run of overlapping or touching ones as one."""
+    joined: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if joined and start <= joined[-1][1]:
+            joined[-1] = (joined[-1][0], max(joined[-1][1], end))
+        else:
+            joined.append((start, end))
+    return joined
+
+
 class Sources:
     """The objects a pass copies ranges of, each open from its first range until its last."""
 
     def __init__(self, locate: Locate, items: Iterable[RunItem]) -> None:
         self._locate = locate
-        self._left = Counter(
-            (item.bucket, item.key) for item in items if isinstance(item, RangeSource)
-        )
+        ranges = [item for item in items if isinstance(item, RangeSource)]
+        self._left = Counter((item.bucket, item.key) for item in ranges)
         self._open: dict[tuple[str, str], OpenedObject] = {}  # least recently used first
+        self._prefetch(ranges)
+
+    def _prefetch(self, ranges: list[RangeSource]) -> None:
+        """Start reading every small range at once (a conversation's pieces: one range per
+        format, side by side), ranges that touch as one. Larger ranges may be linked, not
+        read, and a long copy's own readahead soon keeps up."""
+        small: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        for item in ranges:
+            if item.end - item.start < LINK_MIN:
+                small.setdefault((item.bucket, item.key), []).append((item.start, item.end))
+        for (bucket, key), spans in small.items():
+            prefetch(self._locate(bucket, key), _joined(spans))
 
     def open(self, item: RangeSource) -> OpenedObject:
         key = (item.bucket, item.key)
