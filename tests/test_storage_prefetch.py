@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from graphql_api.storage import local_compose
 from graphql_api.storage.local_compose import LINK_MIN, RangeSource, Sources
 from graphql_api.storage.local_files import prefetch
 
@@ -92,3 +93,18 @@ def test_a_pass_prefetches_its_small_ranges_and_leaves_large_ones_to_be_linked(
         # Pages 0-2 and 5 of each piece: what its ranges cover, and not the pages between.
         assert [wait_until_cached(piece, 4) for piece in pieces] == [4, 4, 4]
         assert cached_pages(body) == 0
+
+
+def test_a_pass_prefetches_no_more_than_its_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sources in the order they are first copied from, while their ranges fit the bound.
+    monkeypatch.setattr(local_compose, "PREFETCH_MAX", 5 * PAGE)
+    pieces = [uncached_file(tmp_path / f"piece-{n}", 8 * PAGE) for n in range(3)]
+    paths = {path.name: path for path in pieces}
+    items = [RangeSource("bucket", piece.name, 0, 2 * PAGE) for piece in reversed(pieces)]
+
+    with Sources(lambda bucket, key: paths[key], items):
+        assert wait_until_cached(pieces[2], 2) == 2
+        assert wait_until_cached(pieces[1], 2) == 2
+        assert cached_pages(pieces[0]) == 0

@@ -68,6 +68,10 @@ _MAX_OPEN_SOURCES = 16
 # (a manifest entry, a file to open when reading, an inode kept alive).
 LINK_MIN = 1024 * 1024
 
+# Bytes of small ranges a pass asks the kernel to read ahead of its copy: 80 conversations'
+# pieces are about 12 MB.
+PREFETCH_MAX = 64 * 1024 * 1024
+
 _WRITE_FLAGS = (CREATE_FLAGS & ~os.O_WRONLY) | os.O_RDWR  # read back for the magic check
 
 
@@ -482,14 +486,21 @@ class Sources:
 
     def _prefetch(self, ranges: list[RangeSource]) -> None:
         """Start reading every small range at once (a conversation's pieces: one range per
-        format, side by side), ranges that touch as one. Larger ranges may be linked, not
-        read, and a long copy's own readahead soon keeps up."""
+        format, side by side), ranges that touch as one, sources in the order they are first
+        copied from, up to `PREFETCH_MAX` bytes (a removal's thousands of ranges of a large
+        old body are left to be read as they are copied, not pulled into memory at once).
+        Larger ranges may be linked, not read, and a long copy's own readahead keeps up."""
         small: dict[tuple[str, str], list[tuple[int, int]]] = {}
         for item in ranges:
             if item.end - item.start < LINK_MIN:
                 small.setdefault((item.bucket, item.key), []).append((item.start, item.end))
+        left = PREFETCH_MAX
         for (bucket, key), spans in small.items():
-            prefetch(self._locate(bucket, key), _joined(spans))
+            joined = _joined(spans)
+            left -= sum(end - start for start, end in joined)
+            if left < 0:
+                return
+            prefetch(self._locate(bucket, key), joined)
 
     def open(self, item: RangeSource) -> OpenedObject:
         key = (item.bucket, item.key)
