@@ -236,7 +236,7 @@ def _serve(args: argparse.Namespace) -> int:
     # which stops with the last of them.
     with metrics_for_workers(settings, args.workers):
         uvicorn.run(
-            create_app(settings, migrate=False)
+            create_app(settings, migrate=False, freeze_heap=True)
             if args.workers == 1
             else "graphql_api.app:worker_app",
             factory=args.workers > 1,
