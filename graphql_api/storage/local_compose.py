@@ -482,6 +482,7 @@ class Sources:
         ranges = [item for item in items if isinstance(item, RangeSource)]
         self._left = Counter((item.bucket, item.key) for item in ranges)
         self._open: dict[tuple[str, str], OpenedObject] = {}  # least recently used first
+        self._paths: dict[tuple[str, str], Path] = {}  # located by the prefetch
         self._prefetch(ranges)
 
     def _prefetch(self, ranges: list[RangeSource]) -> None:
@@ -489,7 +490,8 @@ class Sources:
         format, side by side), ranges that touch as one, sources in the order they are first
         copied from, up to `PREFETCH_MAX` bytes (a removal's thousands of ranges of a large
         old body are left to be read as they are copied, not pulled into memory at once).
-        Larger ranges may be linked, not read, and a long copy's own readahead keeps up."""
+        Larger ranges may be linked, not read, and a long copy's own readahead keeps up. (Of
+        a composite source only its manifest is at the path: the hint is then idle.)"""
         small: dict[tuple[str, str], list[tuple[int, int]]] = {}
         for item in ranges:
             if item.end - item.start < LINK_MIN:
@@ -500,7 +502,8 @@ class Sources:
             left -= sum(end - start for start, end in joined)
             if left < 0:
                 return
-            prefetch(self._locate(bucket, key), joined)
+            path = self._paths[(bucket, key)] = self._locate(bucket, key)
+            prefetch(path, joined)
 
     def open(self, item: RangeSource) -> OpenedObject:
         key = (item.bucket, item.key)
@@ -508,7 +511,8 @@ class Sources:
         if opened is None:
             if len(self._open) >= _MAX_OPEN_SOURCES:
                 self._open.pop(next(iter(self._open))).close()
-            opened = open_object(self._locate(*key), f"{item.bucket}/{item.key}")
+            path = self._paths.get(key) or self._locate(*key)
+            opened = open_object(path, f"{item.bucket}/{item.key}")
         self._open[key] = opened
         return opened
 
